@@ -1,0 +1,1 @@
+"""Handwriting data: IAM-OnDB, the synthetic default set, preprocessing, tf.data."""

@@ -1,0 +1,249 @@
+"""Data sets of preprocessed lines, and the tf.data pipeline that batches them.
+
+`load()` is the one entry point: it reads IAM-OnDB (a folder or archives the
+user supplies) or generates the embedded synthetic set, preprocesses the lines
+into offsets, and caches the result as a compressed `.npz`. `make_dataset()`
+turns a set into padded, bucketed batches for the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Iterable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from hwtf.data import strokes as strokes_lib
+
+DATASETS = ("synthetic", "iamondb")
+IAMONDB_SPLITS = ("trainset", "testset_v", "testset_t", "testset_f")
+
+# The synthetic set's own splits: the seed offset and number of lines of each.
+SYNTHETIC_SPLITS = {"train": (0, 2000), "valid": (1_000_003, 200), "test": (2_000_003, 200)}
+
+
+@dataclasses.dataclass
+class HandwritingSet:
+    """Preprocessed lines: raw (not normalised) offsets and their texts.
+
+    Attributes:
+      ids: `[n]` line ids.
+      texts: `[n]` what each line says.
+      offsets: `n` float32 arrays `[T_i, 3]` of `(dx, dy, pen_up)`, y up.
+      skipped: lines left out, with the reason.
+    """
+
+    ids: list[str]
+    texts: list[str]
+    offsets: list[np.ndarray]
+    skipped: list[strokes_lib.Skipped] = dataclasses.field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def num_points(self) -> int:
+        return int(sum(len(o) for o in self.offsets))
+
+    @property
+    def num_characters(self) -> int:
+        return int(sum(len(t) for t in self.texts))
+
+    def subset(self, indices: Iterable[int]) -> "HandwritingSet":
+        indices = list(indices)
+        return HandwritingSet(
+            [self.ids[i] for i in indices],
+            [self.texts[i] for i in indices],
+            [self.offsets[i] for i in indices],
+            list(self.skipped),
+        )
+
+    @classmethod
+    def from_lines(
+        cls,
+        lines: Iterable[strokes_lib.Line],
+        skipped: Sequence[strokes_lib.Skipped] = (),
+        glitch_step: float | None = strokes_lib.GLITCH_STEP,
+    ) -> "HandwritingSet":
+        """Preprocesses lines into offsets (Graves 2013: no resampling, no
+        smoothing; only recording glitches removed, see `remove_glitches`)."""
+        result = cls([], [], [], list(skipped))
+        for line in lines:
+            strokes = line.strokes
+            if glitch_step:
+                strokes = strokes_lib.remove_glitches(strokes, glitch_step)
+            offsets = strokes_lib.strokes_to_offsets(strokes)
+            if len(offsets) < 2:
+                result.skipped.append(strokes_lib.Skipped(line.id, "fewer than 2 points"))
+                continue
+            if not line.text.strip():
+                result.skipped.append(strokes_lib.Skipped(line.id, "empty transcription"))
+                continue
+            result.ids.append(line.id)
+            result.texts.append(line.text)
+            result.offsets.append(offsets)
+        return result
+
+
+def default_cache_dir() -> str:
+    return os.environ.get(
+        "HWTF_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "hwtf")
+    )
+
+
+def load(
+    dataset: str = "synthetic",
+    splits: Sequence[str] | str = ("train",),
+    data_dir: str | None = None,
+    cache_dir: str | None = None,
+    glitch_step: float | None = strokes_lib.GLITCH_STEP,
+    num_lines: int | None = None,
+) -> HandwritingSet:
+    """Loads a data set, through the cache.
+
+    Args:
+      dataset: `synthetic` (embedded, no download) or `iamondb`.
+      splits: split names; for IAM-OnDB any of `IAMONDB_SPLITS`, combined; for
+        the synthetic set `train`, `valid`, `test`. A comma-separated string is
+        accepted too.
+      data_dir: IAM-OnDB folder or archive (required for `iamondb`).
+      cache_dir: where the `.npz` cache lives; `""` disables caching.
+      glitch_step: pen-down jumps longer than this are glitches (None: keep).
+      num_lines: synthetic only: lines per split instead of the default.
+    """
+    from hwtf.data import cache as cache_lib
+
+    if isinstance(splits, str):
+        splits = [s for s in splits.split(",") if s]
+    splits = list(splits)
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
+    if dataset == "synthetic":
+        for split in splits:
+            if split not in SYNTHETIC_SPLITS:
+                raise ValueError(
+                    f"unknown synthetic split {split!r}; expected one of "
+                    f"{sorted(SYNTHETIC_SPLITS)}"
+                )
+
+        def build() -> HandwritingSet:
+            from hwtf.data import synthetic
+
+            lines = []
+            for split in splits:
+                seed, count = SYNTHETIC_SPLITS[split]
+                lines.extend(synthetic.generate(num_lines or count, seed=seed))
+            return HandwritingSet.from_lines(lines, glitch_step=glitch_step)
+
+        source = {"dataset": "synthetic", "generator": _synthetic_version()}
+    else:
+        if not data_dir:
+            raise ValueError("--dataset=iamondb needs --data_dir (a folder or archive)")
+        for split in splits:
+            if split not in IAMONDB_SPLITS:
+                raise ValueError(
+                    f"unknown IAM-OnDB split {split!r}; expected some of {IAMONDB_SPLITS}"
+                )
+
+        def build() -> HandwritingSet:
+            from hwtf.data import iamondb
+
+            lines, skipped = iamondb.read(data_dir, splits)
+            return HandwritingSet.from_lines(lines, skipped, glitch_step=glitch_step)
+
+        source = {"dataset": "iamondb", **cache_lib.source_fingerprint(data_dir)}
+    key = {
+        **source,
+        "splits": splits,
+        "glitch_step": glitch_step,
+        "num_lines": num_lines,
+    }
+    if cache_dir == "":
+        return build()
+    return cache_lib.load_or_build(cache_dir or default_cache_dir(), key, build)
+
+
+def _synthetic_version() -> str:
+    from hwtf.data import synthetic
+
+    return synthetic.VERSION
+
+
+def make_dataset(
+    data: HandwritingSet,
+    alphabet: strokes_lib.Alphabet,
+    normalizer: strokes_lib.Normalizer,
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int = 0,
+    repeat: bool = True,
+    bucket: bool = True,
+    chunk_length: int | None = None,
+    max_length: int | None = None,
+) -> tf.data.Dataset:
+    """Batches of padded lines.
+
+    Each element is a dict:
+      offsets: float32 `[batch, T, 3]` normalised `(dx, dy, pen_up)`, zero-padded.
+      lengths: int32 `[batch]` points in each line.
+      chars: int32 `[batch, U]` character ids (`Alphabet.PAD` padded).
+      char_lengths: int32 `[batch]`.
+    Masks follow from the lengths (`tf.sequence_mask`).
+
+    Args:
+      shuffle, seed: the data order; the same seed gives the same order, epoch
+        after epoch, so a resumed run can skip to where it stopped.
+      bucket: batch lines of similar length together (less padding).
+      chunk_length: cut lines into pieces of this many points (for truncated
+        training of the prediction model; each piece keeps the line's text).
+      max_length: drop lines longer than this many points.
+    """
+    offsets = [normalizer.normalize(o) for o in data.offsets]
+    chars = [alphabet.encode(t) for t in data.texts]
+    if chunk_length:
+        pieces = [
+            (o[i : i + chunk_length], c)
+            for o, c in zip(offsets, chars)
+            for i in range(0, len(o) - 1, chunk_length)
+        ]
+        offsets = [p[0] for p in pieces if len(p[0]) > 1]
+        chars = [p[1] for p in pieces if len(p[0]) > 1]
+    if max_length:
+        keep = [i for i, o in enumerate(offsets) if len(o) <= max_length]
+        offsets = [offsets[i] for i in keep]
+        chars = [chars[i] for i in keep]
+    if not offsets:
+        raise ValueError("no lines left to batch (all longer than max_length?)")
+
+    lengths = np.array([len(o) for o in offsets], np.int32)
+    char_lengths = np.array([len(c) for c in chars], np.int32)
+    ds = tf.data.Dataset.from_tensor_slices(
+        {
+            "offsets": tf.RaggedTensor.from_row_lengths(np.concatenate(offsets), lengths),
+            "chars": tf.RaggedTensor.from_row_lengths(
+                np.concatenate(chars).astype(np.int32), char_lengths
+            ),
+            "lengths": lengths,
+            "char_lengths": char_lengths,
+        }
+    )
+    if shuffle:
+        ds = ds.shuffle(len(lengths), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    if bucket and len(lengths) >= 4 * batch_size:
+        # Boundaries at quantiles of the length distribution, so that buckets
+        # fill at similar rates.
+        boundaries = sorted(set(np.quantile(lengths, [0.25, 0.5, 0.75]).astype(int) + 1))
+        ds = ds.bucket_by_sequence_length(
+            lambda e: e["lengths"],
+            bucket_boundaries=boundaries,
+            bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+            pad_to_bucket_boundary=False,
+            drop_remainder=repeat,
+        )
+    else:
+        ds = ds.padded_batch(batch_size, drop_remainder=repeat)
+    return ds.prefetch(tf.data.AUTOTUNE)
