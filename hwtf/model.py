@@ -1,0 +1,297 @@
+"""The prediction and synthesis models, their loss, and the sampling loop.
+
+A `HandwritingModel` is the `LSTMStack` (with the soft window for synthesis)
+followed by the `MixtureDensityHead`. `ModelConfig` is the one source of truth
+for a model: its sizes, alphabet and normalisation statistics, saved as JSON
+beside every checkpoint and inside every export.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+
+import keras
+import tensorflow as tf
+
+from hwtf import distributions
+from hwtf.data import strokes as strokes_lib
+from hwtf.layers import LSTMStack, MixtureDensityHead, StackState
+
+MODELS = ("synthesis", "prediction")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model and read or write its data."""
+
+    model: str = "synthesis"
+    lstm_units: int = 400
+    lstm_layers: int = 3
+    window_mixtures: int = 10
+    mixtures: int = 20
+    alphabet: str = ""
+    normalizer: dict = dataclasses.field(
+        default_factory=lambda: {"mean": [0.0, 0.0], "std": [1.0, 1.0]}
+    )
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.model == "synthesis" and not self.alphabet:
+            raise ValueError("a synthesis model needs a non-empty alphabet")
+
+    @property
+    def alphabet_lib(self) -> strokes_lib.Alphabet:
+        return strokes_lib.Alphabet(self.alphabet)
+
+    @property
+    def normalizer_lib(self) -> strokes_lib.Normalizer:
+        return strokes_lib.Normalizer.from_dict(self.normalizer)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelConfig":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        data = json.loads(text)
+        unknown = set(data) - fields
+        if unknown:
+            raise ValueError(f"unknown model config keys {sorted(unknown)}")
+        return cls(**data)
+
+    def save(self, path: str) -> None:
+        """Writes the JSON atomically (a kill leaves the old file or the new)."""
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(self.to_json())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str) -> "ModelConfig":
+        with open(path) as f:
+            return cls.from_json(f.read())
+
+    def build_model(self) -> "HandwritingModel":
+        model = HandwritingModel(
+            lstm_units=self.lstm_units,
+            lstm_layers=self.lstm_layers,
+            window_mixtures=self.window_mixtures if self.model == "synthesis" else 0,
+            mixtures=self.mixtures,
+            alphabet_size=len(self.alphabet_lib) if self.model == "synthesis" else 0,
+        )
+        model.build_all()
+        return model
+
+
+class HandwritingModel(keras.Model):
+    """Graves's handwriting model: LSTM stack (+ window) and mixture head.
+
+    `window_mixtures=0` gives the prediction (unconditional) model.
+    """
+
+    def __init__(
+        self,
+        lstm_units: int = 400,
+        lstm_layers: int = 3,
+        window_mixtures: int = 10,
+        mixtures: int = 20,
+        alphabet_size: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.lstm_units = lstm_units
+        self.lstm_layers = lstm_layers
+        self.window_mixtures = window_mixtures
+        self.mixtures = mixtures
+        self.alphabet_size = alphabet_size
+        self.stack = LSTMStack(
+            lstm_units, lstm_layers, window_mixtures, alphabet_size, name="lstm_stack"
+        )
+        self.head = MixtureDensityHead(mixtures, name="mdn_head")
+
+    @property
+    def conditional(self) -> bool:
+        return self.stack.conditional
+
+    def build_all(self):
+        self.stack.build()
+        self.head.build((None, self.stack.output_size))
+        self.built = True
+
+    def call(self, offsets, chars=None, char_lengths=None, initial_state=None):
+        """Whole sequences.
+
+        Args:
+          offsets: `[B, T, 3]` input offsets (normalised).
+          chars, char_lengths: `[B, U]`, `[B]` (synthesis only).
+
+        Returns:
+          dict: `head [B, T, 1+6M]` raw parameters of the *next* offset,
+          `phi [B, T, U]`, `kappa [B, T, K]`, `state`.
+        """
+        result = self.stack(offsets, chars, char_lengths, initial_state=initial_state)
+        return {
+            "head": self.head(result["outputs"]),
+            "phi": result["phi"],
+            "kappa": result["kappa"],
+            "state": result["state"],
+        }
+
+    def step(self, x, state: StackState, chars_onehot=None, char_mask=None):
+        """One step: `x [B, 3]` -> `(head [B, 1+6M], state, phi [B, U])`."""
+        outputs, state, phi = self.stack.step(x, state, chars_onehot, char_mask)
+        return self.head(outputs), state, phi
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "lstm_units": self.lstm_units,
+            "lstm_layers": self.lstm_layers,
+            "window_mixtures": self.window_mixtures,
+            "mixtures": self.mixtures,
+            "alphabet_size": self.alphabet_size,
+        }
+
+
+def _mix_in_samples(model, inputs, chars, char_lengths, teacher_forcing, seed):
+    """Scheduled sampling (Bengio et al. 2015), in parallel form.
+
+    A first, gradient-free pass under teacher forcing predicts every next
+    offset; each input step t >= 1 is then, independently per step and per
+    line, the ground truth with probability `teacher_forcing` and otherwise the
+    model's own sample for it. The choice is per step. The first pass is the
+    extra cost, paid only when `teacher_forcing < 1` (Duckworth et al. 2019
+    show this one-pass approximation trains like the sequential form).
+    """
+    first = model(inputs, chars, char_lengths)
+    params = distributions.split_head(tf.stop_gradient(first["head"][:, :-1]))
+    seed_sample, seed_choice = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    sampled = distributions.sample(params, seed_sample)  # predictions of inputs[:, 1:]
+    keep = tf.random.stateless_uniform(tf.shape(sampled)[:2], seed_choice) < teacher_forcing
+    mixed = tf.where(keep[..., None], inputs[:, 1:], tf.cast(sampled, inputs.dtype))
+    return tf.concat([inputs[:, :1], mixed], 1)
+
+
+def nll(model: HandwritingModel, batch: dict, teacher_forcing=1.0, seed=None) -> dict:
+    """Negative log-likelihood of a batch, in nats.
+
+    Each line's points after the first are predicted from the ones before.
+
+    Args:
+      batch: from `hwtf.data.dataset.make_dataset`.
+      teacher_forcing: probability of feeding the true offset (scheduled
+        sampling; 1 = pure teacher forcing, at the cost of one forward pass).
+      seed: stateless `[2]` int seed for scheduled sampling.
+
+    Returns:
+      dict of scalars: `loss` (mean NLL per predicted point, what is
+      optimised), `offset_nll` and `pen_nll` (its parts), `nll_per_line` (the
+      mean over lines of the summed NLL, Graves's unit), `points`, `lines`.
+    """
+    offsets = tf.cast(batch["offsets"], tf.float32)
+    inputs, targets = offsets[:, :-1], offsets[:, 1:]
+    mask = tf.sequence_mask(batch["lengths"] - 1, tf.shape(targets)[1], dtype=tf.float32)
+    chars = batch.get("chars") if model.conditional else None
+    char_lengths = batch.get("char_lengths") if model.conditional else None
+    if not (isinstance(teacher_forcing, float) and teacher_forcing >= 1.0):
+        teacher_forcing = tf.convert_to_tensor(teacher_forcing, tf.float32)
+        seed = tf.constant([0, 0], tf.int64) if seed is None else seed
+        inputs = tf.cond(
+            teacher_forcing < 1.0,
+            lambda: _mix_in_samples(model, inputs, chars, char_lengths, teacher_forcing, seed),
+            lambda: inputs,
+        )
+    out = model(inputs, chars, char_lengths)
+    params = distributions.split_head(out["head"])
+    offset_lp, pen_lp = distributions.log_prob(params, targets)
+    points = tf.reduce_sum(mask)
+    lines = tf.cast(tf.shape(offsets)[0], tf.float32)
+    offset_nll = -tf.reduce_sum(offset_lp * mask)
+    pen_nll = -tf.reduce_sum(pen_lp * mask)
+    safe_points = tf.maximum(points, 1.0)
+    return {
+        "loss": (offset_nll + pen_nll) / safe_points,
+        "offset_nll": offset_nll / safe_points,
+        "pen_nll": pen_nll / safe_points,
+        "nll_per_line": (offset_nll + pen_nll) / lines,
+        "nll_sum": offset_nll + pen_nll,
+        "points": points,
+        "lines": lines,
+    }
+
+
+def sample_loop(
+    model: HandwritingModel,
+    batch_size,
+    chars=None,
+    char_lengths=None,
+    bias=0.0,
+    seed=None,
+    max_steps=1000,
+    initial_state: StackState | None = None,
+    first_input=None,
+):
+    """Generates offsets one step at a time in a `tf.while_loop`.
+
+    A synthesis line stops when its attention has passed the last character
+    (Graves 2013, section 5.3: `phi(t, U)` exceeds `phi(t, u)` for every
+    character u < U), and never later than `max_steps`.
+
+    Args:
+      chars, char_lengths: `[B, U]`, `[B]` (synthesis only).
+      bias: Graves's sampling bias (>= 0).
+      seed: stateless `[2]` int seed; the same seed gives the same strokes.
+      initial_state, first_input: to continue after priming.
+
+    Returns:
+      `(offsets [B, T, 3] normalised, lengths [B] int32, phi [B, T, U])`;
+      offsets and phi past each line's length are zero.
+    """
+    seed = tf.constant([0, 0], tf.int64) if seed is None else tf.cast(seed, tf.int64)
+    max_steps = tf.cast(max_steps, tf.int32)
+    state = initial_state or model.stack.initial_state(batch_size)
+    x = tf.zeros([batch_size, 3]) if first_input is None else tf.cast(first_input, tf.float32)
+    if model.conditional:
+        # One padded position past the longest text, where phi(t, U) is read.
+        chars = tf.pad(chars, [[0, 0], [0, 1]])
+        chars_onehot, char_mask = model.stack.encode_chars(chars, char_lengths)
+        done = tf.equal(char_lengths, 0)
+        u = tf.shape(chars)[1]
+    else:
+        chars_onehot = char_mask = None
+        done = tf.zeros([batch_size], tf.bool)
+        u = 0
+    lengths = tf.zeros([batch_size], tf.int32)
+    xs = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, 3])
+    phis = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, None])
+
+    def body(t, x, state, done, lengths, xs, phis):
+        head, state, phi = model.step(x, state, chars_onehot, char_mask)
+        params = distributions.split_head(head, bias)
+        x = distributions.sample(params, tf.random.experimental.stateless_fold_in(seed, t))
+        active = tf.logical_not(done)
+        lengths = tf.where(active, t + 1, lengths)
+        x = tf.where(active[:, None], x, 0.0)
+        if model.conditional:
+            past_end = tf.gather(phi, char_lengths, batch_dims=1)  # phi(t, U) [B]
+            within = tf.reduce_max(phi * char_mask - (1.0 - char_mask), axis=1)
+            done = done | (past_end > within)
+            phi = phi * char_mask * tf.cast(active, tf.float32)[:, None]
+        return t + 1, x, state, done, lengths, xs.write(t, x), phis.write(t, phi)
+
+    _, _, _, _, lengths, xs, phis = tf.while_loop(
+        lambda t, x, state, done, *_: tf.logical_and(t < max_steps, tf.logical_not(tf.reduce_all(done))),
+        body,
+        (tf.constant(0), x, state, done, lengths, xs, phis),
+    )
+    offsets = tf.transpose(xs.stack(), [1, 0, 2])
+    offsets = tf.reshape(offsets, [batch_size, -1, 3])
+    phi = tf.transpose(phis.stack(), [1, 0, 2])
+    phi = tf.reshape(phi, [batch_size, tf.shape(offsets)[1], u])
+    return offsets, lengths, phi[:, :, : tf.maximum(u - 1, 0)] if model.conditional else phi
