@@ -192,7 +192,9 @@ def nll(model: HandwritingModel, batch: dict, teacher_forcing=1.0, seed=None) ->
     Returns:
       dict of scalars: `loss` (mean NLL per predicted point, what is
       optimised), `offset_nll` and `pen_nll` (its parts), `nll_per_line` (the
-      mean over lines of the summed NLL, Graves's unit), `points`, `lines`.
+      mean over lines of the summed NLL, Graves's unit), and the sums
+      `nll_sum`, `offset_sum`, `pen_sum`, `points`, `lines` (for adding up
+      over batches and replicas).
     """
     offsets = tf.cast(batch["offsets"], tf.float32)
     inputs, targets = offsets[:, :-1], offsets[:, 1:]
@@ -221,6 +223,8 @@ def nll(model: HandwritingModel, batch: dict, teacher_forcing=1.0, seed=None) ->
         "pen_nll": pen_nll / safe_points,
         "nll_per_line": (offset_nll + pen_nll) / lines,
         "nll_sum": offset_nll + pen_nll,
+        "offset_sum": offset_nll,
+        "pen_sum": pen_nll,
         "points": points,
         "lines": lines,
     }
@@ -295,3 +299,30 @@ def sample_loop(
     phi = tf.transpose(phis.stack(), [1, 0, 2])
     phi = tf.reshape(phi, [batch_size, tf.shape(offsets)[1], u])
     return offsets, lengths, phi[:, :, : tf.maximum(u - 1, 0)] if model.conditional else phi
+
+
+def prime_state(model: HandwritingModel, offsets, lengths, chars_onehot=None, char_mask=None):
+    """Runs the model over priming offsets one step at a time.
+
+    Args:
+      offsets: `[B, P, 3]` normalised priming offsets, padded at the end.
+      lengths: `[B]` real points in each (>= 1).
+
+    Returns:
+      `(state, last [B, 3])`: the state after each line's last priming point
+      and that point, to continue sampling from.
+    """
+    batch = tf.shape(offsets)[0]
+    state = model.stack.initial_state(batch)
+
+    def body(t, state):
+        _, new_state, _ = model.step(offsets[:, t], state, chars_onehot, char_mask)
+        active = t < lengths
+        state = tf.nest.map_structure(
+            lambda new, old: tf.where(active[:, None], new, old), new_state, state
+        )
+        return t + 1, state
+
+    _, state = tf.while_loop(lambda t, _: t < tf.shape(offsets)[1], body, (tf.constant(0), state))
+    last = tf.gather(offsets, tf.maximum(lengths - 1, 0), batch_dims=1)
+    return state, last

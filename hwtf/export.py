@@ -1,0 +1,209 @@
+"""The serving module: a SavedModel that turns text into strokes.
+
+Loading it needs nothing but TensorFlow:
+
+    model = tf.saved_model.load("saved_models/synthetic-demo")
+    out = model.generate(text=tf.constant(["hello world"]), bias=tf.constant(0.5),
+                         seed=tf.constant(1, tf.int64), max_steps=tf.constant(1200))
+    out["strokes"]   # [batch, T, 3] (dx, dy, pen_up), original units, y up
+    out["lengths"]   # [batch]
+    out["phi"]       # [batch, T, U] attention over the characters
+
+Signatures (synthesis models): `generate` (also `serving_default`),
+`generate_primed`, `log_prob`, `config`; (prediction models): `scribble`
+(also `serving_default`), `log_prob`, `config`.
+
+Characters outside the model's alphabet are written as the unknown character
+(id 1), which the model was trained to read as "some rare character"; the
+CLI names them in a warning. Texts are UTF-8.
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+from hwtf.data.strokes import Alphabet
+from hwtf.model import HandwritingModel, ModelConfig, prime_state, sample_loop
+
+CONFIG_FILE = "hwtf_config.json"
+
+
+class HandwritingModule(tf.Module):
+    """Wraps a trained model, its alphabet and normalisation for serving."""
+
+    def __init__(self, model: HandwritingModel, config: ModelConfig):
+        super().__init__(name="handwriting")
+        self.model = model
+        self._config_json = config.to_json()
+        self._conditional = config.model == "synthesis"
+        normalizer = config.normalizer_lib
+        self._mean = tf.constant(normalizer.mean, tf.float32)
+        self._std = tf.constant(normalizer.std, tf.float32)
+        if self._conditional:
+            alphabet = config.alphabet_lib
+            codepoints = [ord(c) for c in alphabet.chars]
+            self._table = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(
+                    tf.constant(codepoints, tf.int32),
+                    tf.constant([int(alphabet.encode(c)[0]) for c in alphabet.chars], tf.int32),
+                ),
+                default_value=Alphabet.UNKNOWN,
+            )
+        # Only the signatures that fit the model's kind are traced and saved.
+        names = ["generate", "generate_primed"] if self._conditional else ["scribble"]
+        for name in names + ["log_prob", "config"]:
+            method = getattr(self, name)
+            setattr(self, name, tf.function(method, input_signature=_SIGNATURES[name]))
+
+    # -- helpers (traced into the signatures) -------------------------------
+
+    def _encode(self, text):
+        """`text [B]` strings -> ids `[B, U]`, lengths `[B]`."""
+        codepoints = tf.strings.unicode_decode(text, "UTF-8", errors="replace")
+        ids = tf.ragged.map_flat_values(self._table.lookup, codepoints)
+        return ids.to_tensor(Alphabet.PAD), tf.cast(ids.row_lengths(), tf.int32)
+
+    def _normalize(self, strokes):
+        return tf.concat([(strokes[..., :2] - self._mean) / self._std, strokes[..., 2:]], -1)
+
+    def _denormalize(self, offsets, lengths):
+        mask = tf.sequence_mask(lengths, tf.shape(offsets)[1], dtype=tf.float32)[..., None]
+        return tf.concat([offsets[..., :2] * self._std + self._mean, offsets[..., 2:]], -1) * mask
+
+    @staticmethod
+    def _seed(seed):
+        return tf.stack([tf.cast(seed, tf.int64), tf.constant(0x6877, tf.int64)])
+
+    def _generate(self, text, bias, seed, max_steps, prime=None):
+        chars, char_lengths = self._encode(text)
+        batch = tf.shape(text)[0]
+        state = first = None
+        if prime is not None:
+            chars_onehot, char_mask = self.model.stack.encode_chars(
+                tf.pad(chars, [[0, 0], [0, 1]]), char_lengths
+            )
+            state, first = prime_state(self.model, *prime, chars_onehot, char_mask)
+        offsets, lengths, phi = sample_loop(
+            self.model, batch, chars, char_lengths, bias, self._seed(seed), max_steps, state, first
+        )
+        return {"strokes": self._denormalize(offsets, lengths), "lengths": lengths, "phi": phi}
+
+    # -- signatures ---------------------------------------------------------
+
+    def generate(self, text, bias, seed, max_steps):
+        """Writes each text; stops when the attention passes its last character."""
+        return self._generate(text, bias, seed, max_steps)
+
+    def generate_primed(self, text, prime_strokes, prime_text, bias, seed, max_steps):
+        """Writes each text in the style of a priming line (Graves 2013, 5.5).
+
+        `prime_strokes [B, P, 3]` are offsets in the data's units (y up) of a
+        line that says `prime_text`; rows may be padded at the end with
+        `(0, 0, 0)`. The model reads the priming line with the text
+        `prime_text + " " + text` and then writes on; only the new strokes
+        are returned.
+        """
+        nonzero = tf.reduce_any(tf.not_equal(prime_strokes, 0.0), -1)  # [B, P]
+        positions = tf.range(1, tf.shape(prime_strokes)[1] + 1)
+        prime_lengths = tf.reduce_max(tf.where(nonzero, positions[None, :], 0), -1)
+        prime_lengths = tf.maximum(prime_lengths, 1)
+        full_text = tf.strings.join([prime_text, text], separator=" ")
+        prime_text_lengths = tf.strings.length(prime_text, unit="UTF8_CHAR") + 1
+        result = self._generate(
+            full_text, bias, seed, max_steps, prime=(self._normalize(prime_strokes), prime_lengths)
+        )
+        # The attention of the new strokes, over the new text only.
+        start = tf.reduce_min(prime_text_lengths)
+        result["phi"] = result["phi"][:, :, start:]
+        return result
+
+    def scribble(self, num_steps, bias, seed):
+        """Unconditional handwriting (prediction models): `num_steps` points."""
+        offsets, lengths, _ = sample_loop(self.model, 1, None, None, bias, self._seed(seed), num_steps)
+        return {"strokes": self._denormalize(offsets, lengths), "lengths": lengths}
+
+    def log_prob(self, strokes, lengths, text):
+        """Log-likelihood of lines in nats, over normalised offsets (the
+        training units, as in Graves's tables): `log_prob [B]` per line and
+        `points [B]`, the predicted points (all but the first)."""
+        from hwtf import distributions
+
+        offsets = self._normalize(strokes)
+        chars = char_lengths = None
+        if self._conditional:
+            chars, char_lengths = self._encode(text)
+        out = self.model(offsets[:, :-1], chars, char_lengths)
+        params = distributions.split_head(out["head"])
+        offset_lp, pen_lp = distributions.log_prob(params, offsets[:, 1:])
+        mask = tf.sequence_mask(lengths - 1, tf.shape(offsets)[1] - 1, dtype=tf.float32)
+        return {
+            "log_prob": tf.reduce_sum((offset_lp + pen_lp) * mask, 1),
+            "points": tf.reduce_sum(mask, 1),
+        }
+
+    def config(self):
+        """The model's configuration as JSON (sizes, alphabet, normalisation)."""
+        return {"config": tf.constant(self._config_json)}
+
+
+_SIGNATURES = {
+    "generate": [
+        tf.TensorSpec([None], tf.string, name="text"),
+        tf.TensorSpec([], tf.float32, name="bias"),
+        tf.TensorSpec([], tf.int64, name="seed"),
+        tf.TensorSpec([], tf.int32, name="max_steps"),
+    ],
+    "generate_primed": [
+        tf.TensorSpec([None], tf.string, name="text"),
+        tf.TensorSpec([None, None, 3], tf.float32, name="prime_strokes"),
+        tf.TensorSpec([None], tf.string, name="prime_text"),
+        tf.TensorSpec([], tf.float32, name="bias"),
+        tf.TensorSpec([], tf.int64, name="seed"),
+        tf.TensorSpec([], tf.int32, name="max_steps"),
+    ],
+    "scribble": [
+        tf.TensorSpec([], tf.int32, name="num_steps"),
+        tf.TensorSpec([], tf.float32, name="bias"),
+        tf.TensorSpec([], tf.int64, name="seed"),
+    ],
+    "log_prob": [
+        tf.TensorSpec([None, None, 3], tf.float32, name="strokes"),
+        tf.TensorSpec([None], tf.int32, name="lengths"),
+        tf.TensorSpec([None], tf.string, name="text"),
+    ],
+    "config": [],
+}
+
+
+def export(model: HandwritingModel, config: ModelConfig, export_dir: str) -> str:
+    """Saves a SavedModel of `model` to `export_dir` (replaced if present).
+
+    Written to a sibling temporary folder first and moved into place, so an
+    interrupted export never leaves a half-written model where one was.
+    """
+    import shutil
+
+    module = HandwritingModule(model, config)
+    if config.model == "synthesis":
+        signatures = {
+            "serving_default": module.generate,
+            "generate": module.generate,
+            "generate_primed": module.generate_primed,
+        }
+    else:
+        signatures = {"serving_default": module.scribble, "scribble": module.scribble}
+    signatures.update(log_prob=module.log_prob, config=module.config)
+    export_dir = os.path.abspath(export_dir)
+    tmp = export_dir + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tf.saved_model.save(module, tmp, signatures=signatures)
+    config.save(os.path.join(tmp, CONFIG_FILE))
+    old = export_dir + ".old"
+    shutil.rmtree(old, ignore_errors=True)
+    if os.path.exists(export_dir):
+        os.replace(export_dir, old)
+    os.replace(tmp, export_dir)
+    shutil.rmtree(old, ignore_errors=True)
+    return export_dir

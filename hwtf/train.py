@@ -1,0 +1,353 @@
+"""`python -m hwtf.train`: trains a handwriting model.
+
+    python -m hwtf.train --flagfile=flags/quickstart.cfg
+    python -m hwtf.train --dataset=iamondb --data_dir=PATH --mixtures=20
+
+A custom loop: a `tf.function` step with `tf.GradientTape`, the global
+gradient norm clipped to `--clipnorm`, updates with a non-finite loss or
+gradient skipped (and counted), scheduled sampling fed from a schedule,
+validation every `--eval_every` steps keeping the best checkpoint, under a
+`tf.distribute` strategy. A run started on an existing `--train_dir` resumes
+where it stopped, with the same data order. At the end the model is exported.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+
+# Model.
+flags.DEFINE_enum("model", "synthesis", ["synthesis", "prediction"], "Text-conditioned or unconditional.")
+flags.DEFINE_integer("lstm_units", 400, "Units per LSTM layer (Graves: 400).")
+flags.DEFINE_integer("lstm_layers", 3, "Number of LSTM layers (Graves: 3).")
+flags.DEFINE_integer("window_mixtures", 10, "Gaussians in the soft window, K (Graves: 10).")
+flags.DEFINE_integer("mixtures", 20, "Bivariate Gaussians in the output mixture, M (Graves: 20).")
+flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"], "Keras dtype policy.")
+# Data.
+flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "iamondb"], "Embedded synthetic set or IAM-OnDB.")
+flags.DEFINE_string("data_dir", None, "IAM-OnDB folder or archive (for --dataset=iamondb).")
+flags.DEFINE_list("train_splits", None, "Training splits (default: trainset,testset_t or train).")
+flags.DEFINE_string("valid_split", None, "Validation split (default: testset_v or valid).")
+flags.DEFINE_integer("synthetic_lines", None, "Lines per synthetic split (default: the set's own).")
+flags.DEFINE_string("cache_dir", None, "Preprocessed-data cache (default ~/.cache/hwtf; '' = off).")
+flags.DEFINE_integer("max_length", 1200, "Drop training lines longer than this many points.")
+flags.DEFINE_integer("chunk_length", None, "Cut lines into chunks of this many points (prediction).")
+flags.DEFINE_integer("alphabet_min_count", 1, "Characters rarer than this in training map to unknown.")
+# Optimisation.
+flags.DEFINE_integer("batch_size", 32, "Lines per batch (over all replicas).")
+flags.DEFINE_enum("optimizer", "adam", ["adam", "rmsprop_graves"], "Adam, or Graves's centred RMSProp with momentum (eqs. 38-41).")
+flags.DEFINE_float("learning_rate", 1e-3, "Initial learning rate (Graves's RMSProp: 1e-4).")
+flags.DEFINE_enum("lr_schedule", "constant", ["constant", "exponential", "cosine"], "Learning-rate schedule.")
+flags.DEFINE_integer("lr_decay_steps", 1000, "Exponential schedule: steps per decay by --lr_decay_rate.")
+flags.DEFINE_float("lr_decay_rate", 0.5, "Exponential schedule: factor per --lr_decay_steps.")
+flags.DEFINE_float("clipnorm", 10.0, "Clip the global gradient norm to this (0 = off).")
+flags.DEFINE_enum("teacher_forcing", "constant", ["constant", "linear", "exponential", "inverse_sigmoid"], "Scheduled-sampling schedule of the teacher-forcing probability.")
+flags.DEFINE_float("teacher_forcing_floor", 1.0, "Probability the schedule decays to (constant: the value).")
+flags.DEFINE_integer("teacher_forcing_steps", 10000, "Steps over which the schedule decays from 1 to the floor.")
+flags.DEFINE_integer("steps", 10000, "Training steps in all (a resumed run counts those done).")
+flags.DEFINE_integer("seed", 0, "Seed for initialisation, data order and sampling.")
+# Bookkeeping.
+flags.DEFINE_string("train_dir", "runs/default", "Checkpoints, config.json and TensorBoard events.")
+flags.DEFINE_string("export_dir", None, "Where to export the SavedModel (default: <train_dir>/export; '' = no export).")
+flags.DEFINE_integer("eval_every", 500, "Validate every this many steps (and at the end).")
+flags.DEFINE_integer("eval_lines", 256, "Validation lines per evaluation (0 = all).")
+flags.DEFINE_integer("log_every", 20, "Log and write scalars every this many steps.")
+flags.DEFINE_integer("checkpoint_every", 200, "Checkpoint every this many steps (and at the end).")
+flags.DEFINE_integer("image_every", 500, "Write a sampled line and its attention to TensorBoard every this many steps (0 = never).")
+flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.")
+flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored"], "auto: MirroredStrategy when several GPUs are present.")
+flags.DEFINE_integer("cpu_devices", 1, "Split the CPU into this many logical devices (to exercise MirroredStrategy without GPUs).")
+
+
+def teacher_forcing_probability(kind: str, step: int, floor: float, steps: int) -> float:
+    """The scheduled-sampling probability of feeding the true offset at `step`.
+
+    `constant` is `floor` throughout (1 = pure teacher forcing); the others
+    decay from 1 at step 0 to `floor` at `steps`: linearly, exponentially (1%
+    of the way left at `steps`), or along an inverse sigmoid (Bengio et al.
+    2015) centred at `steps / 2`.
+    """
+    if kind == "constant":
+        return floor
+    progress = min(max(step / max(steps, 1), 0.0), 1.0)
+    if kind == "linear":
+        left = 1.0 - progress
+    elif kind == "exponential":
+        left = 0.01**progress
+    elif kind == "inverse_sigmoid":
+        left = 1.0 / (1.0 + math.exp(12.0 * progress - 6.0))
+    else:
+        raise ValueError(f"unknown teacher-forcing schedule {kind!r}")
+    return floor + (1.0 - floor) * left
+
+
+def _default_splits(dataset: str):
+    if dataset == "iamondb":
+        return ["trainset", "testset_t"], "testset_v"
+    return ["train"], "valid"
+
+
+def make_strategy(kind: str, cpu_devices: int):
+    import tensorflow as tf
+
+    if cpu_devices > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices
+        )
+    gpus = tf.config.list_logical_devices("GPU")
+    if kind == "mirrored" or (kind == "auto" and len(gpus) > 1):
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    return tf.distribute.get_strategy()
+
+
+def main(argv):
+    del argv
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from hwtf import export as export_lib
+    from hwtf.data import dataset as dataset_lib
+    from hwtf.data import strokes as strokes_lib
+    from hwtf.model import ModelConfig, nll
+
+    strategy = make_strategy(FLAGS.strategy, FLAGS.cpu_devices)
+    replicas = strategy.num_replicas_in_sync
+    if FLAGS.batch_size % replicas:
+        raise app.UsageError(f"--batch_size={FLAGS.batch_size} must divide among {replicas} replicas")
+    keras.mixed_precision.set_global_policy(FLAGS.precision)
+    keras.utils.set_random_seed(FLAGS.seed)
+    os.makedirs(FLAGS.train_dir, exist_ok=True)
+
+    # -- data ---------------------------------------------------------------
+    default_train, default_valid = _default_splits(FLAGS.dataset)
+    load = lambda splits: dataset_lib.load(
+        FLAGS.dataset, splits, FLAGS.data_dir, FLAGS.cache_dir, num_lines=FLAGS.synthetic_lines
+    )
+    train_set = load(FLAGS.train_splits or default_train)
+    valid_set = load([FLAGS.valid_split or default_valid])
+    for name, data in (("train", train_set), ("valid", valid_set)):
+        logging.info("%s: %d lines, %d points, %d skipped", name, len(data), data.num_points, len(data.skipped))
+    if FLAGS.eval_lines and len(valid_set) > FLAGS.eval_lines:
+        valid_set = valid_set.subset(range(FLAGS.eval_lines))
+
+    # -- configuration: one source of truth, kept beside the checkpoints ----
+    config_path = os.path.join(FLAGS.train_dir, "config.json")
+    wanted = ModelConfig(
+        model=FLAGS.model,
+        lstm_units=FLAGS.lstm_units,
+        lstm_layers=FLAGS.lstm_layers,
+        window_mixtures=FLAGS.window_mixtures,
+        mixtures=FLAGS.mixtures,
+        alphabet=strokes_lib.Alphabet.from_texts(train_set.texts, FLAGS.alphabet_min_count).chars,
+        normalizer=strokes_lib.Normalizer.fit(train_set.offsets).as_dict(),
+    )
+    if os.path.exists(config_path):
+        config = ModelConfig.load(config_path)
+        if (config.model, config.lstm_units, config.lstm_layers, config.window_mixtures, config.mixtures) != (
+            wanted.model, wanted.lstm_units, wanted.lstm_layers, wanted.window_mixtures, wanted.mixtures
+        ):
+            raise app.UsageError(
+                f"{config_path} describes a different model ({config}); "
+                "use a new --train_dir or the same sizes"
+            )
+    else:
+        config = wanted
+        config.save(config_path)
+    alphabet, normalizer = config.alphabet_lib, config.normalizer_lib
+
+    per_replica_batch = FLAGS.batch_size // replicas
+    train_ds = dataset_lib.make_dataset(
+        train_set, alphabet, normalizer, FLAGS.batch_size, seed=FLAGS.seed,
+        max_length=FLAGS.max_length, chunk_length=FLAGS.chunk_length,
+    )
+    valid_ds = dataset_lib.make_dataset(
+        valid_set, alphabet, normalizer, FLAGS.batch_size, shuffle=False, repeat=False, bucket=False,
+    )
+
+    # -- model, optimizer, checkpoint ---------------------------------------
+    with strategy.scope():
+        model = config.build_model()
+        if FLAGS.lr_schedule == "exponential":
+            lr = keras.optimizers.schedules.ExponentialDecay(FLAGS.learning_rate, FLAGS.lr_decay_steps, FLAGS.lr_decay_rate)
+        elif FLAGS.lr_schedule == "cosine":
+            lr = keras.optimizers.schedules.CosineDecay(FLAGS.learning_rate, FLAGS.steps, alpha=0.1)
+        else:
+            lr = FLAGS.learning_rate
+        if FLAGS.optimizer == "adam":
+            optimizer = keras.optimizers.Adam(lr)
+        else:
+            # Graves (2013) eqs. 38-41: centred RMSProp with momentum.
+            optimizer = keras.optimizers.RMSprop(lr, rho=0.95, momentum=0.9, epsilon=1e-4, centered=True)
+        optimizer.build(model.trainable_variables)
+        step_var = tf.Variable(0, dtype=tf.int64, name="step", trainable=False)
+        skipped_var = tf.Variable(0, dtype=tf.int64, name="skipped_updates", trainable=False)
+        best_var = tf.Variable(np.inf, dtype=tf.float64, name="best_valid_nll", trainable=False)
+    checkpoint = tf.train.Checkpoint(
+        model=model, optimizer=optimizer, step=step_var, skipped=skipped_var, best=best_var
+    )
+    manager = tf.train.CheckpointManager(checkpoint, FLAGS.train_dir, max_to_keep=FLAGS.keep_checkpoints)
+    best_manager = tf.train.CheckpointManager(
+        checkpoint, os.path.join(FLAGS.train_dir, "best"), max_to_keep=1
+    )
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        logging.info("resumed from %s at step %d", manager.latest_checkpoint, int(step_var))
+    start = int(step_var)
+
+    # The data order depends only on the seed, so a resumed run skips the
+    # batches it has already seen and goes on with the same order.
+    train_iter = iter(strategy.experimental_distribute_dataset(train_ds.skip(start)))
+    variables = model.trainable_variables
+    clipnorm = FLAGS.clipnorm or np.inf
+    sum_keys = ("nll_sum", "offset_sum", "pen_sum", "points", "lines")
+
+    @tf.function
+    def train_step(batch, teacher_forcing, seed):
+        def replica_step(batch):
+            replica_seed = tf.random.experimental.stateless_fold_in(
+                seed, tf.distribute.get_replica_context().replica_id_in_sync_group
+            )
+            with tf.GradientTape() as tape:
+                result = nll(model, batch, teacher_forcing, replica_seed)
+            grads = tape.gradient(result["nll_sum"], variables)
+            return grads, {k: result[k] for k in sum_keys}
+
+        grads, sums = strategy.run(replica_step, (batch,))
+        reduce = lambda x: strategy.reduce(tf.distribute.ReduceOp.SUM, x, axis=None)
+        sums = {k: reduce(v) for k, v in sums.items()}
+        points = tf.maximum(sums["points"], 1.0)
+        grads = [reduce(g) / points for g in grads]
+        loss = sums["nll_sum"] / points
+        norm = tf.linalg.global_norm(grads)
+        finite = tf.math.is_finite(loss) & tf.math.is_finite(norm)
+
+        def apply():
+            clipped, _ = tf.clip_by_global_norm(grads, clipnorm, use_norm=norm)
+            optimizer.apply_gradients(zip(clipped, variables))
+            return tf.constant(0, tf.int64)
+
+        skipped = tf.cond(finite, apply, lambda: tf.constant(1, tf.int64))
+        skipped_var.assign_add(skipped)
+        step_var.assign_add(1)
+        return {
+            "loss": loss,
+            "offset_nll": sums["offset_sum"] / points,
+            "pen_nll": sums["pen_sum"] / points,
+            "grad_norm": norm,
+            "skipped": skipped,
+        }
+
+    @tf.function
+    def eval_step(batch):
+        sums = strategy.run(lambda b: {k: v for k, v in nll(model, b).items() if k in sum_keys}, (batch,))
+        return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in sums.items()}
+
+    def evaluate() -> dict:
+        totals = dict.fromkeys(sum_keys, 0.0)
+        for batch in strategy.experimental_distribute_dataset(valid_ds):
+            for k, v in eval_step(batch).items():
+                totals[k] += float(v)
+        return {
+            "nll_per_line": totals["nll_sum"] / totals["lines"],
+            "nll_per_point": totals["nll_sum"] / totals["points"],
+        }
+
+    writer = tf.summary.create_file_writer(os.path.join(FLAGS.train_dir, "tensorboard"))
+    config.save(config_path)
+
+    def write_image(step: int):
+        from hwtf import render
+        from hwtf.model import sample_loop
+
+        text = valid_set.texts[0] if config.model == "synthesis" else ""
+        chars = tf.constant([alphabet.encode(text)]) if config.model == "synthesis" else None
+        offsets, lengths, phi = sample_loop(
+            model, 1, chars, tf.constant([len(text)]) if chars is not None else None,
+            bias=0.5, seed=tf.constant([FLAGS.seed, step], tf.int64),
+            max_steps=min(40 * max(len(text), 10), 1500),
+        )
+        n = int(lengths[0])
+        line = normalizer.denormalize(offsets[0, :n].numpy())
+        strokes = strokes_lib.offsets_to_strokes(line)
+        with writer.as_default(step=step):
+            tf.summary.image("sample", [tf.io.decode_png(render.png_bytes(strokes, title=text))])
+            if config.model == "synthesis" and n:
+                png = render.attention_png_bytes(phi[0, :n].numpy(), text, strokes)
+                tf.summary.image("attention", [tf.io.decode_png(png)])
+
+    # -- the loop -----------------------------------------------------------
+    logging.info(
+        "training %s: %d parameters, steps %d..%d, %d replica(s)",
+        config.model, model.count_params(), start, FLAGS.steps, replicas,
+    )
+    last_time, last_step, run_start = time.time(), start, time.time()
+    step = start
+    while step < FLAGS.steps:
+        teacher_forcing = teacher_forcing_probability(
+            FLAGS.teacher_forcing, step, FLAGS.teacher_forcing_floor, FLAGS.teacher_forcing_steps
+        )
+        result = train_step(
+            next(train_iter), tf.constant(teacher_forcing, tf.float32),
+            tf.constant([FLAGS.seed, step], tf.int64),
+        )
+        step += 1
+        if int(result["skipped"]):
+            logging.warning("step %d: non-finite loss or gradient; update skipped (%d so far)", step, int(skipped_var))
+        if step % FLAGS.log_every == 0 or step == FLAGS.steps:
+            now = time.time()
+            rate = (step - last_step) / max(now - last_time, 1e-9)
+            last_time, last_step = now, step
+            eta = (FLAGS.steps - step) / max(rate, 1e-9)
+            loss = float(result["loss"])
+            logging.info(
+                "step %d  loss %.4f  (offset %.4f, pen %.4f)  %.2f steps/s  ETA %s",
+                step, loss, float(result["offset_nll"]), float(result["pen_nll"]), rate,
+                time.strftime("%H:%M:%S", time.gmtime(eta)),
+            )
+            current_lr = lr(step) if callable(lr) else lr
+            with writer.as_default(step=step):
+                tf.summary.scalar("loss", loss)
+                tf.summary.scalar("offset_nll", result["offset_nll"])
+                tf.summary.scalar("pen_nll", result["pen_nll"])
+                tf.summary.scalar("grad_norm", result["grad_norm"])
+                tf.summary.scalar("learning_rate", float(current_lr))
+                tf.summary.scalar("teacher_forcing", teacher_forcing)
+                tf.summary.scalar("skipped_updates", int(skipped_var))
+                tf.summary.scalar("steps_per_sec", rate)
+        if step % FLAGS.eval_every == 0 or step == FLAGS.steps:
+            valid = evaluate()
+            logging.info(
+                "step %d  valid NLL %.2f nats/line, %.4f nats/point",
+                step, valid["nll_per_line"], valid["nll_per_point"],
+            )
+            with writer.as_default(step=step):
+                tf.summary.scalar("valid/nll_per_line", valid["nll_per_line"])
+                tf.summary.scalar("valid/nll_per_point", valid["nll_per_point"])
+            if valid["nll_per_line"] < float(best_var):
+                best_var.assign(valid["nll_per_line"])
+                best_manager.save(checkpoint_number=step)
+        if FLAGS.image_every and (step % FLAGS.image_every == 0 or step == FLAGS.steps):
+            write_image(step)
+        if step % FLAGS.checkpoint_every == 0 or step == FLAGS.steps:
+            manager.save(checkpoint_number=step)
+        writer.flush()
+    logging.info("trained to step %d in %.1f s", step, time.time() - run_start)
+
+    export_dir = FLAGS.export_dir
+    if export_dir is None:
+        export_dir = os.path.join(FLAGS.train_dir, "export")
+    if export_dir:
+        export_lib.export(model, config, export_dir)
+        logging.info("exported to %s", export_dir)
+
+
+if __name__ == "__main__":
+    app.run(main)
