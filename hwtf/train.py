@@ -114,6 +114,7 @@ def main(argv):
     import tensorflow as tf
 
     from hwtf import export as export_lib
+    from hwtf import summaries
     from hwtf.data import dataset as dataset_lib
     from hwtf.data import strokes as strokes_lib
     from hwtf.model import ModelConfig, nll
@@ -277,11 +278,11 @@ def main(argv):
         n = int(lengths[0])
         line = normalizer.denormalize(offsets[0, :n].numpy())
         strokes = strokes_lib.offsets_to_strokes(line)
-        with writer.as_default(step=step):
-            tf.summary.image("sample", [tf.io.decode_png(render.png_bytes(strokes, title=text))])
+        with writer.as_default():
+            summaries.image("sample", render.png_bytes(strokes, title=text), step)
             if config.model == "synthesis" and n:
                 png = render.attention_png_bytes(phi[0, :n].numpy(), text, strokes)
-                tf.summary.image("attention", [tf.io.decode_png(png)])
+                summaries.image("attention", png, step)
 
     # -- the loop -----------------------------------------------------------
     logging.info(
@@ -313,24 +314,24 @@ def main(argv):
                 time.strftime("%H:%M:%S", time.gmtime(eta)),
             )
             current_lr = lr(step) if callable(lr) else lr
-            with writer.as_default(step=step):
-                tf.summary.scalar("loss", loss)
-                tf.summary.scalar("offset_nll", result["offset_nll"])
-                tf.summary.scalar("pen_nll", result["pen_nll"])
-                tf.summary.scalar("grad_norm", result["grad_norm"])
-                tf.summary.scalar("learning_rate", float(current_lr))
-                tf.summary.scalar("teacher_forcing", teacher_forcing)
-                tf.summary.scalar("skipped_updates", int(skipped_var))
-                tf.summary.scalar("steps_per_sec", rate)
+            with writer.as_default():
+                summaries.scalar("loss", loss, step)
+                summaries.scalar("offset_nll", result["offset_nll"], step)
+                summaries.scalar("pen_nll", result["pen_nll"], step)
+                summaries.scalar("grad_norm", result["grad_norm"], step)
+                summaries.scalar("learning_rate", float(current_lr), step)
+                summaries.scalar("teacher_forcing", teacher_forcing, step)
+                summaries.scalar("skipped_updates", int(skipped_var), step)
+                summaries.scalar("steps_per_sec", rate, step)
         if step % FLAGS.eval_every == 0 or step == FLAGS.steps:
             valid = evaluate()
             logging.info(
                 "step %d  valid NLL %.2f nats/line, %.4f nats/point",
                 step, valid["nll_per_line"], valid["nll_per_point"],
             )
-            with writer.as_default(step=step):
-                tf.summary.scalar("valid/nll_per_line", valid["nll_per_line"])
-                tf.summary.scalar("valid/nll_per_point", valid["nll_per_point"])
+            with writer.as_default():
+                summaries.scalar("valid/nll_per_line", valid["nll_per_line"], step)
+                summaries.scalar("valid/nll_per_point", valid["nll_per_point"], step)
             if valid["nll_per_line"] < float(best_var):
                 best_var.assign(valid["nll_per_line"])
                 best_manager.save(checkpoint_number=step)

@@ -113,8 +113,6 @@ def load(
       glitch_step: pen-down jumps longer than this are glitches (None: keep).
       num_lines: synthetic only: lines per split instead of the default.
     """
-    from hwtf.data import cache as cache_lib
-
     if isinstance(splits, str):
         splits = [s for s in splits.split(",") if s]
     splits = list(splits)
@@ -153,7 +151,7 @@ def load(
             lines, skipped = iamondb.read(data_dir, splits)
             return HandwritingSet.from_lines(lines, skipped, glitch_step=glitch_step)
 
-        source = {"dataset": "iamondb", **cache_lib.source_fingerprint(data_dir)}
+        source = {"dataset": "iamondb", "source": data_dir}
     key = {
         **source,
         "splits": splits,
@@ -162,6 +160,10 @@ def load(
     }
     if cache_dir == "":
         return build()
+    from hwtf.data import cache as cache_lib
+
+    if dataset == "iamondb":
+        key.update(cache_lib.source_fingerprint(data_dir))
     return cache_lib.load_or_build(cache_dir or default_cache_dir(), key, build)
 
 
@@ -219,20 +221,26 @@ def make_dataset(
 
     lengths = np.array([len(o) for o in offsets], np.int32)
     char_lengths = np.array([len(c) for c in chars], np.int32)
-    ds = tf.data.Dataset.from_tensor_slices(
-        {
-            "offsets": tf.RaggedTensor.from_row_lengths(np.concatenate(offsets), lengths),
-            "chars": tf.RaggedTensor.from_row_lengths(
-                np.concatenate(chars).astype(np.int32), char_lengths
-            ),
-            "lengths": lengths,
-            "char_lengths": char_lengths,
+    # All lines live in two flat tensors; an element is a slice of each.
+    all_offsets = tf.constant(np.concatenate(offsets))  # [sum T, 3]
+    all_chars = tf.constant(np.concatenate(chars).astype(np.int32))  # [sum U]
+    offset_starts = tf.constant(np.concatenate([[0], np.cumsum(lengths)]), tf.int64)
+    char_starts = tf.constant(np.concatenate([[0], np.cumsum(char_lengths)]), tf.int64)
+
+    def element(i):
+        return {
+            "offsets": all_offsets[offset_starts[i] : offset_starts[i + 1]],
+            "chars": all_chars[char_starts[i] : char_starts[i + 1]],
+            "lengths": tf.cast(offset_starts[i + 1] - offset_starts[i], tf.int32),
+            "char_lengths": tf.cast(char_starts[i + 1] - char_starts[i], tf.int32),
         }
-    )
+
+    ds = tf.data.Dataset.range(len(lengths))
     if shuffle:
         ds = ds.shuffle(len(lengths), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
+    ds = ds.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if bucket and len(lengths) >= 4 * batch_size:
         # Boundaries at quantiles of the length distribution, so that buckets
         # fill at similar rates.
