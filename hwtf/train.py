@@ -107,6 +107,124 @@ def make_strategy(kind: str, cpu_devices: int):
     return tf.distribute.get_strategy()
 
 
+SUM_KEYS = ("nll_sum", "offset_sum", "pen_sum", "points", "lines")
+
+
+class Trainer:
+    """The model, its optimizer and the compiled steps, under a strategy.
+
+    `train()` runs one update: the gradient of the summed NLL over every
+    replica's lines is divided by the number of predicted points, its global
+    norm clipped to `clipnorm`, and the update skipped (and counted) when the
+    loss or the gradient is not finite.
+    """
+
+    def __init__(self, config, strategy, optimizer: str = "adam", learning_rate=1e-3, clipnorm: float = 10.0):
+        import keras
+        import numpy as np
+        import tensorflow as tf
+
+        self.strategy = strategy
+        self.clipnorm = clipnorm or np.inf
+        with strategy.scope():
+            self.model = config.build_model()
+            if optimizer == "adam":
+                self.optimizer = keras.optimizers.Adam(learning_rate)
+            elif optimizer == "rmsprop_graves":
+                # Graves (2013) eqs. 38-41: centred RMSProp with momentum.
+                self.optimizer = keras.optimizers.RMSprop(
+                    learning_rate, rho=0.95, momentum=0.9, epsilon=1e-4, centered=True
+                )
+            else:
+                raise ValueError(f"unknown optimizer {optimizer!r}")
+            self.optimizer.build(self.model.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, name="step", trainable=False)
+            self.skipped = tf.Variable(0, dtype=tf.int64, name="skipped_updates", trainable=False)
+            self.best = tf.Variable(np.inf, dtype=tf.float64, name="best_valid_nll", trainable=False)
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model, optimizer=self.optimizer, step=self.step, skipped=self.skipped, best=self.best
+        )
+        self._train_step = tf.function(self._train_step_fn)
+        self._eval_step = tf.function(self._eval_step_fn)
+
+    def _reduce(self, value):
+        import tensorflow as tf
+
+        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+
+    def _train_step_fn(self, batch, teacher_forcing, seed):
+        import tensorflow as tf
+
+        from hwtf.model import nll
+
+        variables = self.model.trainable_variables
+
+        def replica_step(batch):
+            replica_seed = tf.random.experimental.stateless_fold_in(
+                seed, tf.distribute.get_replica_context().replica_id_in_sync_group
+            )
+            with tf.GradientTape() as tape:
+                result = nll(self.model, batch, teacher_forcing, replica_seed)
+            grads = tape.gradient(result["nll_sum"], variables)
+            return grads, {k: result[k] for k in SUM_KEYS}
+
+        grads, sums = self.strategy.run(replica_step, (batch,))
+        sums = {k: self._reduce(v) for k, v in sums.items()}
+        points = tf.maximum(sums["points"], 1.0)
+        grads = [self._reduce(g) / points for g in grads]
+        loss = sums["nll_sum"] / points
+        norm = tf.linalg.global_norm(grads)
+        finite = tf.math.is_finite(loss) & tf.math.is_finite(norm)
+
+        def apply():
+            clipped, _ = tf.clip_by_global_norm(grads, self.clipnorm, use_norm=norm)
+            self.optimizer.apply_gradients(zip(clipped, variables))
+            return tf.constant(0, tf.int64)
+
+        skipped = tf.cond(finite, apply, lambda: tf.constant(1, tf.int64))
+        self.skipped.assign_add(skipped)
+        self.step.assign_add(1)
+        return {
+            "loss": loss,
+            "offset_nll": sums["offset_sum"] / points,
+            "pen_nll": sums["pen_sum"] / points,
+            "grad_norm": norm,
+            "skipped": skipped,
+        }
+
+    def train(self, batch, teacher_forcing: float, seed: int) -> dict:
+        """One update on a (distributed) batch; logs a skipped update."""
+        import tensorflow as tf
+
+        step = int(self.step.numpy())
+        result = self._train_step(
+            batch, tf.constant(teacher_forcing, tf.float32), tf.constant([seed, step], tf.int64)
+        )
+        if int(result["skipped"]):
+            logging.warning(
+                "step %d: non-finite loss or gradient; update skipped (%d so far)",
+                step + 1, int(self.skipped.numpy()),
+            )
+        return result
+
+    def _eval_step_fn(self, batch):
+        from hwtf.model import nll
+
+        sums = self.strategy.run(lambda b: {k: v for k, v in nll(self.model, b).items() if k in SUM_KEYS}, (batch,))
+        return {k: self._reduce(v) for k, v in sums.items()}
+
+    def evaluate(self, dataset) -> dict:
+        """Validation NLL over a whole (distributed) dataset, in nats."""
+        totals = dict.fromkeys(SUM_KEYS, 0.0)
+        for batch in dataset:
+            for k, v in self._eval_step(batch).items():
+                totals[k] += float(v)
+        return {
+            "nll_per_line": totals["nll_sum"] / max(totals["lines"], 1.0),
+            "nll_per_point": totals["nll_sum"] / max(totals["points"], 1.0),
+        }
+
+
 def main(argv):
     del argv
     import keras
@@ -117,7 +235,7 @@ def main(argv):
     from hwtf import summaries
     from hwtf.data import dataset as dataset_lib
     from hwtf.data import strokes as strokes_lib
-    from hwtf.model import ModelConfig, nll
+    from hwtf.model import ModelConfig
 
     strategy = make_strategy(FLAGS.strategy, FLAGS.cpu_devices)
     replicas = strategy.num_replicas_in_sync
@@ -164,7 +282,6 @@ def main(argv):
         config.save(config_path)
     alphabet, normalizer = config.alphabet_lib, config.normalizer_lib
 
-    per_replica_batch = FLAGS.batch_size // replicas
     train_ds = dataset_lib.make_dataset(
         train_set, alphabet, normalizer, FLAGS.batch_size, seed=FLAGS.seed,
         max_length=FLAGS.max_length, chunk_length=FLAGS.chunk_length,
@@ -174,92 +291,29 @@ def main(argv):
     )
 
     # -- model, optimizer, checkpoint ---------------------------------------
-    with strategy.scope():
-        model = config.build_model()
-        if FLAGS.lr_schedule == "exponential":
-            lr = keras.optimizers.schedules.ExponentialDecay(FLAGS.learning_rate, FLAGS.lr_decay_steps, FLAGS.lr_decay_rate)
-        elif FLAGS.lr_schedule == "cosine":
-            lr = keras.optimizers.schedules.CosineDecay(FLAGS.learning_rate, FLAGS.steps, alpha=0.1)
-        else:
-            lr = FLAGS.learning_rate
-        if FLAGS.optimizer == "adam":
-            optimizer = keras.optimizers.Adam(lr)
-        else:
-            # Graves (2013) eqs. 38-41: centred RMSProp with momentum.
-            optimizer = keras.optimizers.RMSprop(lr, rho=0.95, momentum=0.9, epsilon=1e-4, centered=True)
-        optimizer.build(model.trainable_variables)
-        step_var = tf.Variable(0, dtype=tf.int64, name="step", trainable=False)
-        skipped_var = tf.Variable(0, dtype=tf.int64, name="skipped_updates", trainable=False)
-        best_var = tf.Variable(np.inf, dtype=tf.float64, name="best_valid_nll", trainable=False)
-    checkpoint = tf.train.Checkpoint(
-        model=model, optimizer=optimizer, step=step_var, skipped=skipped_var, best=best_var
-    )
-    manager = tf.train.CheckpointManager(checkpoint, FLAGS.train_dir, max_to_keep=FLAGS.keep_checkpoints)
+    if FLAGS.lr_schedule == "exponential":
+        lr = keras.optimizers.schedules.ExponentialDecay(FLAGS.learning_rate, FLAGS.lr_decay_steps, FLAGS.lr_decay_rate)
+    elif FLAGS.lr_schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(FLAGS.learning_rate, FLAGS.steps, alpha=0.1)
+    else:
+        lr = FLAGS.learning_rate
+    trainer = Trainer(config, strategy, FLAGS.optimizer, lr, FLAGS.clipnorm)
+    model, step_var, skipped_var, best_var = trainer.model, trainer.step, trainer.skipped, trainer.best
+    manager = tf.train.CheckpointManager(trainer.checkpoint, FLAGS.train_dir, max_to_keep=FLAGS.keep_checkpoints)
     best_manager = tf.train.CheckpointManager(
-        checkpoint, os.path.join(FLAGS.train_dir, "best"), max_to_keep=1
+        trainer.checkpoint, os.path.join(FLAGS.train_dir, "best"), max_to_keep=1
     )
     if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info("resumed from %s at step %d", manager.latest_checkpoint, int(step_var))
-    start = int(step_var)
+        trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        logging.info("resumed from %s at step %d", manager.latest_checkpoint, int(step_var.numpy()))
+    start = int(step_var.numpy())
 
     # The data order depends only on the seed, so a resumed run skips the
     # batches it has already seen and goes on with the same order.
     train_iter = iter(strategy.experimental_distribute_dataset(train_ds.skip(start)))
-    variables = model.trainable_variables
-    clipnorm = FLAGS.clipnorm or np.inf
-    sum_keys = ("nll_sum", "offset_sum", "pen_sum", "points", "lines")
-
-    @tf.function
-    def train_step(batch, teacher_forcing, seed):
-        def replica_step(batch):
-            replica_seed = tf.random.experimental.stateless_fold_in(
-                seed, tf.distribute.get_replica_context().replica_id_in_sync_group
-            )
-            with tf.GradientTape() as tape:
-                result = nll(model, batch, teacher_forcing, replica_seed)
-            grads = tape.gradient(result["nll_sum"], variables)
-            return grads, {k: result[k] for k in sum_keys}
-
-        grads, sums = strategy.run(replica_step, (batch,))
-        reduce = lambda x: strategy.reduce(tf.distribute.ReduceOp.SUM, x, axis=None)
-        sums = {k: reduce(v) for k, v in sums.items()}
-        points = tf.maximum(sums["points"], 1.0)
-        grads = [reduce(g) / points for g in grads]
-        loss = sums["nll_sum"] / points
-        norm = tf.linalg.global_norm(grads)
-        finite = tf.math.is_finite(loss) & tf.math.is_finite(norm)
-
-        def apply():
-            clipped, _ = tf.clip_by_global_norm(grads, clipnorm, use_norm=norm)
-            optimizer.apply_gradients(zip(clipped, variables))
-            return tf.constant(0, tf.int64)
-
-        skipped = tf.cond(finite, apply, lambda: tf.constant(1, tf.int64))
-        skipped_var.assign_add(skipped)
-        step_var.assign_add(1)
-        return {
-            "loss": loss,
-            "offset_nll": sums["offset_sum"] / points,
-            "pen_nll": sums["pen_sum"] / points,
-            "grad_norm": norm,
-            "skipped": skipped,
-        }
-
-    @tf.function
-    def eval_step(batch):
-        sums = strategy.run(lambda b: {k: v for k, v in nll(model, b).items() if k in sum_keys}, (batch,))
-        return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in sums.items()}
 
     def evaluate() -> dict:
-        totals = dict.fromkeys(sum_keys, 0.0)
-        for batch in strategy.experimental_distribute_dataset(valid_ds):
-            for k, v in eval_step(batch).items():
-                totals[k] += float(v)
-        return {
-            "nll_per_line": totals["nll_sum"] / totals["lines"],
-            "nll_per_point": totals["nll_sum"] / totals["points"],
-        }
+        return trainer.evaluate(strategy.experimental_distribute_dataset(valid_ds))
 
     writer = tf.summary.create_file_writer(os.path.join(FLAGS.train_dir, "tensorboard"))
     config.save(config_path)
@@ -295,13 +349,8 @@ def main(argv):
         teacher_forcing = teacher_forcing_probability(
             FLAGS.teacher_forcing, step, FLAGS.teacher_forcing_floor, FLAGS.teacher_forcing_steps
         )
-        result = train_step(
-            next(train_iter), tf.constant(teacher_forcing, tf.float32),
-            tf.constant([FLAGS.seed, step], tf.int64),
-        )
+        result = trainer.train(next(train_iter), teacher_forcing, FLAGS.seed)
         step += 1
-        if int(result["skipped"]):
-            logging.warning("step %d: non-finite loss or gradient; update skipped (%d so far)", step, int(skipped_var))
         if step % FLAGS.log_every == 0 or step == FLAGS.steps:
             now = time.time()
             rate = (step - last_step) / max(now - last_time, 1e-9)
@@ -321,7 +370,7 @@ def main(argv):
                 summaries.scalar("grad_norm", result["grad_norm"], step)
                 summaries.scalar("learning_rate", float(current_lr), step)
                 summaries.scalar("teacher_forcing", teacher_forcing, step)
-                summaries.scalar("skipped_updates", int(skipped_var), step)
+                summaries.scalar("skipped_updates", int(skipped_var.numpy()), step)
                 summaries.scalar("steps_per_sec", rate, step)
         if step % FLAGS.eval_every == 0 or step == FLAGS.steps:
             valid = evaluate()
@@ -332,7 +381,7 @@ def main(argv):
             with writer.as_default():
                 summaries.scalar("valid/nll_per_line", valid["nll_per_line"], step)
                 summaries.scalar("valid/nll_per_point", valid["nll_per_point"], step)
-            if valid["nll_per_line"] < float(best_var):
+            if valid["nll_per_line"] < float(best_var.numpy()):
                 best_var.assign(valid["nll_per_line"])
                 best_manager.save(checkpoint_number=step)
         if FLAGS.image_every and (step % FLAGS.image_every == 0 or step == FLAGS.steps):
