@@ -1,0 +1,174 @@
+"""End-to-end tests of `python -m hwtf.train`, on the embedded synthetic data."""
+
+import glob
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import random_batch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.slow
+
+
+def _train_command(train_dir, *extra):
+    return [
+        sys.executable, "-m", "hwtf.train", "--flagfile=flags/ci.cfg",
+        f"--train_dir={train_dir}", f"--cache_dir={os.path.join(os.path.dirname(train_dir), 'cache')}",
+        *extra,
+    ]
+
+
+def _run(command, timeout=300):
+    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stderr
+
+
+def _logged_losses(log):
+    return {int(s): float(v) for s, v in re.findall(r"step (\d+)  loss (-?[\d.]+)", log)}
+
+
+def _events(train_dir):
+    """{tag: [(step, value or image bytes)]} from the TensorBoard event files."""
+    found = {}
+    for path in glob.glob(os.path.join(train_dir, "tensorboard", "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                tensor = tf.make_ndarray(value.tensor)
+                found.setdefault(value.tag, []).append((event.step, tensor))
+    return found
+
+
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory):
+    train_dir = str(tmp_path_factory.mktemp("ci") / "run")
+    log = _run(_train_command(train_dir))
+    return train_dir, log
+
+
+def test_ci_run_trains_and_exports(ci_run):
+    train_dir, log = ci_run
+    losses = _logged_losses(log)
+    assert sorted(losses) == list(range(5, 45, 5))
+    first, last = np.mean([losses[5], losses[10]]), np.mean([losses[35], losses[40]])
+    assert last < first - 1.0, losses
+    valid = [float(v) for v in re.findall(r"valid NLL (-?[\d.]+) nats/line", log)]
+    assert len(valid) == 2 and valid[1] < valid[0]
+    assert tf.train.latest_checkpoint(train_dir).endswith("ckpt-40")
+    assert tf.train.latest_checkpoint(os.path.join(train_dir, "best")) is not None
+    assert os.path.exists(os.path.join(train_dir, "config.json"))
+    assert os.path.exists(os.path.join(train_dir, "export", "saved_model.pb"))
+
+
+def test_tensorboard_events_hold_the_named_scalars_and_images(ci_run):
+    train_dir, _ = ci_run
+    events = _events(train_dir)
+    for tag in (
+        "loss", "offset_nll", "pen_nll", "grad_norm", "learning_rate", "teacher_forcing",
+        "skipped_updates", "steps_per_sec", "valid/nll_per_line", "valid/nll_per_point",
+    ):
+        assert tag in events, sorted(events)
+        assert all(np.isfinite(float(v)) for _, v in events[tag])
+    assert [s for s, _ in events["loss"]] == list(range(5, 45, 5))
+    for tag in ("sample", "attention"):
+        (step, image), = events[tag]
+        width, height, png = image
+        assert step == 40 and int(width) > 0 and int(height) > 0
+        assert tf.io.decode_png(png).shape[:2] == (int(height), int(width))
+
+
+def test_sigkill_mid_run_then_resume_at_the_right_step(ci_run, tmp_path):
+    train_dir = str(tmp_path / "run")
+    proc = subprocess.Popen(
+        _train_command(train_dir, "--checkpoint_every=2"),
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and proc.poll() is None:
+            latest = tf.train.latest_checkpoint(train_dir)
+            if latest and int(latest.rsplit("-", 1)[1]) >= 4:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "training finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    killed_at = int(tf.train.latest_checkpoint(train_dir).rsplit("-", 1)[1])
+    assert 4 <= killed_at < 40
+    log = _run(_train_command(train_dir, "--checkpoint_every=2"))
+    resumed = re.search(r"resumed from .*ckpt-(\d+) at step (\d+)", log)
+    assert resumed and int(resumed.group(1)) == int(resumed.group(2)) >= killed_at
+    assert tf.train.latest_checkpoint(train_dir).endswith("ckpt-40")
+    # Same data order and state: the resumed run ends where the uninterrupted
+    # run of the same flags ended.
+    _, straight_log = ci_run
+    np.testing.assert_allclose(
+        _logged_losses(log)[40], _logged_losses(straight_log)[40], rtol=1e-3, atol=1e-3
+    )
+
+
+def test_mirrored_strategy_on_two_logical_cpus(ci_run, tmp_path):
+    log = _run(_train_command(str(tmp_path / "run"), "--strategy=mirrored", "--cpu_devices=2",
+                              "--steps=10", "--export_dir=", "--image_every=0"))
+    assert "Using MirroredStrategy with devices" in log and "CPU:1" in log
+    assert "2 replica(s)" in log
+    _, straight_log = ci_run
+    np.testing.assert_allclose(
+        _logged_losses(log)[10], _logged_losses(straight_log)[10], rtol=1e-3, atol=1e-3
+    )
+
+
+def test_nan_batch_is_skipped_counted_and_logged(tiny_config, caplog):
+    from hwtf.train import Trainer
+
+    trainer = Trainer(tiny_config, tf.distribute.get_strategy(), "adam", 1e-2, clipnorm=1.0)
+    batch = random_batch(np.random.default_rng(0), [12, 9], [4, 3])
+    before = [v.numpy().copy() for v in trainer.model.trainable_variables]
+    bad = dict(batch, offsets=batch["offsets"].copy())
+    bad["offsets"][0, 3, 0] = np.nan
+    with caplog.at_level("WARNING"):
+        result = trainer.train(bad, 1.0, seed=0)
+    assert int(result["skipped"]) == 1 and int(trainer.skipped.numpy()) == 1
+    assert "update skipped" in caplog.text
+    for b, v in zip(before, trainer.model.trainable_variables):
+        np.testing.assert_array_equal(b, v.numpy())
+    result = trainer.train(batch, 1.0, seed=0)
+    assert int(result["skipped"]) == 0 and int(trainer.skipped.numpy()) == 1
+    assert int(trainer.step.numpy()) == 2
+    after = [v.numpy() for v in trainer.model.trainable_variables]
+    assert all(np.all(np.isfinite(v)) for v in after)
+    assert any(not np.array_equal(b, a) for b, a in zip(before, after))
+
+
+def test_clipping_bounds_the_update(tiny_config):
+    from hwtf.train import Trainer
+
+    batch = random_batch(np.random.default_rng(1), [12, 9], [4, 3])
+    batch["offsets"][..., :2] *= 1000.0  # huge errors, huge gradients
+    trainer = Trainer(tiny_config, tf.distribute.get_strategy(), "rmsprop_graves", 1e-4, clipnorm=0.5)
+    result = trainer.train(batch, 1.0, seed=0)
+    assert float(result["grad_norm"]) > 0.5  # reported before clipping
+
+
+@pytest.mark.parametrize("kind", ["constant", "linear", "exponential", "inverse_sigmoid"])
+def test_teacher_forcing_schedules(kind):
+    from hwtf.train import teacher_forcing_probability
+
+    values = [teacher_forcing_probability(kind, s, 0.7, 100) for s in range(0, 201, 10)]
+    assert all(0.7 - 1e-9 <= v <= 1.0 for v in values)
+    assert all(a >= b - 1e-12 for a, b in zip(values, values[1:]))  # never rises
+    if kind == "constant":
+        assert values == [0.7] * len(values)
+    else:
+        assert values[0] > 0.99 and values[-1] < 0.71
