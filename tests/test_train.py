@@ -151,7 +151,7 @@ def test_nan_batch_is_skipped_counted_and_logged(tiny_config, caplog):
     assert any(not np.array_equal(b, a) for b, a in zip(before, after))
 
 
-def test_clipping_bounds_the_update(tiny_config):
+def test_grad_norm_is_reported_before_clipping(tiny_config):
     from hwtf.train import Trainer
 
     batch = random_batch(np.random.default_rng(1), [12, 9], [4, 3])
