@@ -36,6 +36,10 @@ class HandwritingModule(tf.Module):
     def __init__(self, model: HandwritingModel, config: ModelConfig):
         super().__init__(name="handwriting")
         self.model = model
+        # Keras 3 variables wrap tf.Variables; tracking the tf.Variables
+        # themselves lets TF1-style loaders (saved_model_cli run, TF Serving,
+        # the C++ API) find and restore them (keras-team/keras#20095).
+        self.weights = [v.value for v in model.weights]
         self._config_json = config.to_json()
         self._conditional = config.model == "synthesis"
         normalizer = config.normalizer_lib

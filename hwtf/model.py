@@ -294,10 +294,13 @@ def sample_loop(
         body,
         (tf.constant(0), x, state, done, lengths, xs, phis),
     )
-    offsets = tf.transpose(xs.stack(), [1, 0, 2])
-    offsets = tf.reshape(offsets, [batch_size, -1, 3])
-    phi = tf.transpose(phis.stack(), [1, 0, 2])
-    phi = tf.reshape(phi, [batch_size, tf.shape(offsets)[1], u])
+
+    def stack(array, width):  # [T, B, width] -> [B, T, width]; T may be 0
+        empty = lambda: tf.zeros([0, batch_size, width])
+        return tf.transpose(tf.cond(array.size() > 0, array.stack, empty), [1, 0, 2])
+
+    offsets = stack(xs, 3)
+    phi = stack(phis, u)
     return offsets, lengths, phi[:, :, : tf.maximum(u - 1, 0)] if model.conditional else phi
 
 
