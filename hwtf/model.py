@@ -113,7 +113,9 @@ class HandwritingModel(keras.Model):
         self.stack = LSTMStack(
             lstm_units, lstm_layers, window_mixtures, alphabet_size, name="lstm_stack"
         )
-        self.head = MixtureDensityHead(mixtures, name="mdn_head")
+        # The head stays float32 under mixed precision (Keras's advice for
+        # output layers): means and sigmas need more than bfloat16's 3 digits.
+        self.head = MixtureDensityHead(mixtures, name="mdn_head", dtype="float32")
 
     @property
     def conditional(self) -> bool:

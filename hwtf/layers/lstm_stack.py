@@ -73,7 +73,11 @@ class LSTMStack(keras.layers.Layer):
         self.lstm_layers = lstm_layers
         self.window_mixtures = window_mixtures
         self.alphabet_size = alphabet_size if window_mixtures else 0
-        self.window = GaussianWindow(window_mixtures, name="window") if window_mixtures else None
+        # The window runs in float32 whatever the policy: kappa accumulates
+        # small steps, which bfloat16's 8-bit mantissa would lose.
+        self.window = (
+            GaussianWindow(window_mixtures, name="window", dtype="float32") if window_mixtures else None
+        )
 
     @property
     def conditional(self) -> bool:
@@ -160,6 +164,8 @@ class LSTMStack(keras.layers.Layer):
         offsets = tf.cast(offsets, tf.float32)
         batch, steps = tf.shape(offsets)[0], tf.shape(offsets)[1]
         state = initial_state or self.initial_state(batch)
+        # Keras casts float inputs to the compute dtype; the state stays float32.
+        state = tf.nest.map_structure(lambda x: tf.cast(x, tf.float32), state)
         dtype = self.compute_dtype
         if self.conditional:
             chars_onehot, char_mask = self.encode_chars(chars, char_lengths)
@@ -177,9 +183,13 @@ class LSTMStack(keras.layers.Layer):
         ]
         phis = tf.TensorArray(tf.float32, size=steps, element_shape=[None, None])
 
+        # Inputs are read through a TensorArray: slicing a captured tensor
+        # inside the loop would make its gradient a full [T, ...] tensor per step.
+        x_proj = tf.TensorArray(dtype, size=steps).unstack(x_proj)
+
         def body(t, h, c, kappa, w, hs, ws, kappas, phis):
             h, c, kappa, w, phi = self._first_step(
-                x_proj[t], h, c, kappa, w, recurrent, chars_onehot, char_mask
+                x_proj.read(t), h, c, kappa, w, recurrent, chars_onehot, char_mask
             )
             return t + 1, h, c, kappa, w, hs.write(t, h), ws.write(t, w), kappas.write(t, kappa), phis.write(t, phi)
 
@@ -217,9 +227,10 @@ class LSTMStack(keras.layers.Layer):
         """An LSTM over precomputed input projections `proj [T, B, 4H]`."""
         steps = tf.shape(proj)[0]
         hs = tf.TensorArray(tf.float32, size=steps, element_shape=h.shape)
+        proj = tf.TensorArray(proj.dtype, size=steps).unstack(proj)
 
         def body(t, h, c, hs):
-            z = proj[t] + tf.matmul(tf.cast(h, recurrent.dtype), recurrent)
+            z = proj.read(t) + tf.matmul(tf.cast(h, recurrent.dtype), recurrent)
             h, c = _lstm_update(tf.cast(z, tf.float32), c)
             return t + 1, h, c, hs.write(t, h)
 

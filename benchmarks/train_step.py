@@ -1,0 +1,117 @@
+"""Seconds per training step at Graves size, fp32 and mixed bfloat16.
+
+    python benchmarks/train_step.py [--timed_steps=3] [--batch=32] [--length=600]
+
+Prints one JSON object: per precision the median seconds per step (after a
+warm-up step that traces), the achieved GFLOP/s (matmul FLOPs of the forward
+and backward passes), and for scale a 4096^3 matmul's GFLOP/s in each dtype.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags
+
+flags.DEFINE_integer("timed_steps", 3, "Timed steps per precision.")
+flags.DEFINE_integer("batch", 32, "Lines per batch.")
+flags.DEFINE_integer("length", 600, "Points per line.")
+flags.DEFINE_integer("chars", 40, "Characters per line.")
+flags.DEFINE_integer("alphabet", 80, "Alphabet size (IAM-OnDB has about 80 characters).")
+flags.DEFINE_list("precisions", ["float32", "mixed_bfloat16"], "Precisions to time.")
+flags.DEFINE_float("teacher_forcing_p", 1.0, "Teacher-forcing probability (< 1 adds a forward pass).")
+FLAGS = flags.FLAGS
+
+
+def matmul_flops(config, batch, length) -> float:
+    """Matmul FLOPs of one training step (forward + backward = 3x forward)."""
+    h, layers, v = config.lstm_units, config.lstm_layers, len(config.alphabet) + 2
+    per_step = 0
+    for n in range(layers):
+        inputs = 3 + v + (h if n else 0)
+        per_step += 2 * (inputs + h) * 4 * h
+    per_step += 2 * h * 3 * config.window_mixtures  # window parameters
+    per_step += 2 * h * layers * (1 + 6 * config.mixtures)  # head
+    return 3.0 * per_step * batch * length
+
+
+def matmul_gflops(dtype, n=4096, repeats=5) -> float:
+    import tensorflow as tf
+
+    a = tf.random.normal([n, n], dtype=tf.float32)
+    a = tf.cast(a, dtype)
+    f = tf.function(lambda x: tf.matmul(x, x))
+    f(a).numpy()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        f(a).numpy()
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / min(times) / 1e9
+
+
+def main(argv):
+    del argv
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from hwtf.model import ModelConfig
+    from hwtf.train import Trainer
+
+    rng = np.random.default_rng(0)
+    alphabet = "".join(chr(33 + i) for i in range(FLAGS.alphabet - 2))
+    b, t, u = FLAGS.batch, FLAGS.length, FLAGS.chars
+    offsets = rng.normal(size=(b, t, 3)).astype(np.float32)
+    offsets[..., 2] = rng.random((b, t)) < 0.05
+    batch = {
+        "offsets": tf.constant(offsets),
+        "lengths": tf.fill([b], t),
+        "chars": tf.constant(rng.integers(2, FLAGS.alphabet, (b, u)), tf.int32),
+        "char_lengths": tf.fill([b], u),
+    }
+    config = ModelConfig(lstm_units=400, lstm_layers=3, window_mixtures=10, mixtures=20, alphabet=alphabet)
+    flops = matmul_flops(config, b, t)
+    result = {
+        "benchmark": "train_step",
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "tensorflow": tf.__version__,
+        "batch_size": b, "length": t, "chars": u, "teacher_forcing": FLAGS.teacher_forcing_p,
+        "model": "3x400 LSTM, K=10, M=20",
+        "gflop_per_step": round(flops / 1e9, 1),
+    }
+    for precision in FLAGS.precisions:
+        keras.mixed_precision.set_global_policy(precision)
+        keras.utils.set_random_seed(0)
+        trainer = Trainer(config, tf.distribute.get_strategy(), "adam", 1e-4, clipnorm=10.0)
+        start = time.perf_counter()
+        trainer.train(batch, FLAGS.teacher_forcing_p, seed=0)
+        warmup = time.perf_counter() - start
+        times = []
+        for _ in range(FLAGS.timed_steps):
+            start = time.perf_counter()
+            out = trainer.train(batch, FLAGS.teacher_forcing_p, seed=0)
+            float(out["loss"])
+            times.append(time.perf_counter() - start)
+        seconds = float(np.median(times))
+        result[precision] = {
+            "seconds_per_step": round(seconds, 3),
+            "first_step_seconds": round(warmup, 1),
+            "gflops": round(flops / seconds / 1e9, 1),
+            "loss": round(float(out["loss"]), 4),
+        }
+    keras.mixed_precision.set_global_policy("float32")
+    result["matmul_4096_gflops"] = {
+        "float32": round(matmul_gflops(tf.float32), 1),
+        "bfloat16": round(matmul_gflops(tf.bfloat16), 1),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    app.run(main)
