@@ -114,3 +114,14 @@ def test_tiny_synthesis_model_overfits_a_handful_of_lines(tiny_config):
     losses = [float(step()) for _ in range(60)]
     # A stated margin: at least 1.5 nats per point below where it started.
     assert losses[-1] < losses[0] - 1.5, losses[::10]
+
+
+def test_checkpoint_holds_every_weight(tmp_path, tiny_config):
+    model = tiny_config.build_model()
+    path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
+    saved = {name for name, _ in tf.train.list_variables(path) if name.startswith("model/")}
+    assert len(saved) == len(model.weights) == 10
+    fresh = tiny_config.build_model()
+    tf.train.Checkpoint(model=fresh).read(path).assert_consumed()
+    for a, b in zip(model.weights, fresh.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

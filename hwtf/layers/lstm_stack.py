@@ -85,25 +85,36 @@ class LSTMStack(keras.layers.Layer):
 
     def build(self, input_shape=None):
         h, v = self.lstm_units, self.alphabet_size
-        self.kernels, self.recurrent_kernels, self.biases = [], [], []
+        # One attribute per weight (not lists): TensorFlow checkpoints track
+        # attributes, and Keras's tracked lists are invisible to them.
         for n in range(self.lstm_layers):
             inputs = 3 + v + (h if n else 0)
-            self.kernels.append(
-                self.add_weight(name=f"kernel_{n}", shape=(inputs, 4 * h), initializer="glorot_uniform")
-            )
-            self.recurrent_kernels.append(
-                self.add_weight(name=f"recurrent_kernel_{n}", shape=(h, 4 * h), initializer="orthogonal")
-            )
-            self.biases.append(
-                self.add_weight(
-                    name=f"bias_{n}",
-                    shape=(4 * h,),
-                    # Forget gates start open (bias 1), as in Keras's LSTM.
-                    initializer=keras.initializers.Constant([0.0] * h + [1.0] * h + [0.0] * (2 * h)),
-                )
-            )
+            setattr(self, f"kernel_{n}", self.add_weight(
+                name=f"kernel_{n}", shape=(inputs, 4 * h), initializer="glorot_uniform"
+            ))
+            setattr(self, f"recurrent_kernel_{n}", self.add_weight(
+                name=f"recurrent_kernel_{n}", shape=(h, 4 * h), initializer="orthogonal"
+            ))
+            setattr(self, f"bias_{n}", self.add_weight(
+                name=f"bias_{n}",
+                shape=(4 * h,),
+                # Forget gates start open (bias 1), as in Keras's LSTM.
+                initializer=keras.initializers.Constant([0.0] * h + [1.0] * h + [0.0] * (2 * h)),
+            ))
         if self.window is not None:
             self.window.build((None, h))
+
+    @property
+    def kernels(self) -> list:
+        return [getattr(self, f"kernel_{n}") for n in range(self.lstm_layers)]
+
+    @property
+    def recurrent_kernels(self) -> list:
+        return [getattr(self, f"recurrent_kernel_{n}") for n in range(self.lstm_layers)]
+
+    @property
+    def biases(self) -> list:
+        return [getattr(self, f"bias_{n}") for n in range(self.lstm_layers)]
 
     # -- shapes and state ---------------------------------------------------
 
