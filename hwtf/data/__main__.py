@@ -1,0 +1,74 @@
+"""`python -m hwtf.data`: load a data set (through the cache) and summarise it.
+
+    python -m hwtf.data --dataset=iamondb --data_dir=/path/to/iamondb-dev.tar.xz \
+        --split=trainset,testset_t --json
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+
+from absl import app, flags
+
+from hwtf.data import dataset as dataset_lib
+
+_DATASET = flags.DEFINE_enum(
+    "dataset", "synthetic", list(dataset_lib.DATASETS), "Which data set to load."
+)
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", None, "IAM-OnDB folder or archive (needed for --dataset=iamondb)."
+)
+_SPLIT = flags.DEFINE_string(
+    "split", None,
+    "Comma-separated splits; default trainset (iamondb) or train (synthetic).",
+)
+_CACHE_DIR = flags.DEFINE_string(
+    "cache_dir", None, "Cache folder (default $HWTF_CACHE or ~/.cache/hwtf; '' disables)."
+)
+_JSON = flags.DEFINE_bool("json", False, "Print one JSON object instead of a summary.")
+
+_DEFAULT_SPLIT = {"iamondb": "trainset", "synthetic": "train"}
+
+
+def summary(data: dataset_lib.HandwritingSet) -> dict:
+    """Counts of a set: lines, points, characters, its alphabet and skips."""
+    return {
+        "lines": len(data),
+        "points": data.num_points,
+        "characters": data.num_characters,
+        "alphabet": "".join(sorted(set("".join(data.texts)))),
+        "skipped": [s.as_dict() for s in data.skipped],
+    }
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    split = _SPLIT.value or _DEFAULT_SPLIT[_DATASET.value]
+    splits = [s.strip() for s in split.split(",") if s.strip()]
+    try:
+        data = dataset_lib.load(
+            _DATASET.value, splits, data_dir=_DATA_DIR.value, cache_dir=_CACHE_DIR.value
+        )
+    except ValueError as e:
+        raise app.UsageError(str(e))
+    result = {"dataset": _DATASET.value, "splits": splits, **summary(data)}
+    if _JSON.value:
+        print(json.dumps(result, ensure_ascii=False))
+        return
+    print(f"{result['dataset']} {','.join(splits)}: {result['lines']:,} lines, "
+          f"{result['points']:,} points, {result['characters']:,} characters")
+    print(f"alphabet ({len(result['alphabet'])}): {result['alphabet']}")
+    print(f"skipped: {len(data.skipped):,}")
+    # Group reasons: a bad form skips each of its lines for the same reason.
+    reasons = collections.Counter(s.reason for s in data.skipped)
+    for reason, count in reasons.most_common(20):
+        example = next(s.id for s in data.skipped if s.reason == reason)
+        print(f"  {count:4d} x {reason}  (e.g. {example})")
+    if len(reasons) > 20:
+        print(f"  ... and {len(reasons) - 20} other reasons (see --json)")
+
+
+if __name__ == "__main__":
+    app.run(main)
