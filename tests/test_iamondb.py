@@ -53,7 +53,7 @@ def line_strokes(form: str, nn: int) -> list[list[tuple[int, int]]]:
     return [[(base, 100 + nn), (base + 5, 120 + nn)], [(base + 30, 110)]]
 
 
-# form -> (texts of the CSR block, number of stroke files, special content).
+# form -> its CSR lines, one stroke file each.
 GOOD = {
     "a01-000u": ["A MOVE to stop Mr . Gaitskell", "from nominating any", "naïve café £3"],
     "a01-001w": ["second form", "of the valid set"],

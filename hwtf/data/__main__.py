@@ -1,4 +1,4 @@
-"""`python -m hwtf.data`: load a data set (through the cache) and summarise it.
+r"""`python -m hwtf.data`: load a data set (through the cache) and summarise it.
 
     python -m hwtf.data --dataset=iamondb --data_dir=/path/to/iamondb-dev.tar.xz \
         --split=trainset,testset_t --json
