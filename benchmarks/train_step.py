@@ -23,6 +23,8 @@ flags.DEFINE_integer("batch", 32, "Lines per batch.")
 flags.DEFINE_integer("length", 600, "Points per line.")
 flags.DEFINE_integer("chars", 40, "Characters per line.")
 flags.DEFINE_integer("alphabet", 80, "Alphabet size (IAM-OnDB has about 80 characters).")
+flags.DEFINE_integer("units", 400, "LSTM units (Graves: 400).")
+flags.DEFINE_integer("layers", 3, "LSTM layers (Graves: 3).")
 flags.DEFINE_list("precisions", ["float32", "mixed_bfloat16"], "Precisions to time.")
 flags.DEFINE_float("teacher_forcing_p", 1.0, "Teacher-forcing probability (< 1 adds a forward pass).")
 FLAGS = flags.FLAGS
@@ -75,14 +77,16 @@ def main(argv):
         "chars": tf.constant(rng.integers(2, FLAGS.alphabet, (b, u)), tf.int32),
         "char_lengths": tf.fill([b], u),
     }
-    config = ModelConfig(lstm_units=400, lstm_layers=3, window_mixtures=10, mixtures=20, alphabet=alphabet)
+    config = ModelConfig(
+        lstm_units=FLAGS.units, lstm_layers=FLAGS.layers, window_mixtures=10, mixtures=20, alphabet=alphabet
+    )
     flops = matmul_flops(config, b, t)
     result = {
         "benchmark": "train_step",
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "tensorflow": tf.__version__,
         "batch_size": b, "length": t, "chars": u, "teacher_forcing": FLAGS.teacher_forcing_p,
-        "model": "3x400 LSTM, K=10, M=20",
+        "model": f"{FLAGS.layers}x{FLAGS.units} LSTM, K=10, M=20",
         "gflop_per_step": round(flops / 1e9, 1),
     }
     for precision in FLAGS.precisions:

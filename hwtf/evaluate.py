@@ -21,14 +21,18 @@ from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("model", None, "A SavedModel directory or a training directory.", required=True)
-flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "iamondb"], "Embedded synthetic set or IAM-OnDB.")
-flags.DEFINE_string("data_dir", None, "IAM-OnDB folder or archive.")
-flags.DEFINE_string("split", None, "Split to score (default: testset_v or valid).")
-flags.DEFINE_string("cache_dir", None, "Preprocessed-data cache (default ~/.cache/hwtf).")
-flags.DEFINE_integer("batch_size", 16, "Lines per batch.")
-flags.DEFINE_integer("max_lines", 0, "Score only the first this many lines (0 = all).")
-flags.DEFINE_bool("json", False, "Print one JSON object.")
+
+def define_flags() -> None:
+    """The command's flags; defined when it runs, not on import, so that the
+    library parts of several commands can share one process (tests)."""
+    flags.DEFINE_string("model", None, "A SavedModel directory or a training directory.", required=True)
+    flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "iamondb"], "Embedded synthetic set or IAM-OnDB.")
+    flags.DEFINE_string("data_dir", None, "IAM-OnDB folder or archive.")
+    flags.DEFINE_string("split", None, "Split to score (default: testset_v or valid).")
+    flags.DEFINE_string("cache_dir", None, "Preprocessed-data cache (default ~/.cache/hwtf).")
+    flags.DEFINE_integer("batch_size", 16, "Lines per batch.")
+    flags.DEFINE_integer("max_lines", 0, "Score only the first this many lines (0 = all).")
+    flags.DEFINE_bool("json", False, "Print one JSON object.")
 
 
 def _scorer(path: str):
@@ -132,4 +136,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

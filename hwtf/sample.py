@@ -22,17 +22,21 @@ FLAGS = flags.FLAGS
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models", "synthetic-demo")
 
-flags.DEFINE_string("model", DEFAULT_MODEL, "SavedModel directory exported by hwtf.train.")
-flags.DEFINE_string("text", "hello world", "Text to write.")
-flags.DEFINE_float("bias", 0.5, "Sampling bias (Graves 5.4): 0 = as trained, larger = neater.")
-flags.DEFINE_integer("seed", 0, "Random seed; the same seed writes the same strokes.")
-flags.DEFINE_string("style", None, "Priming line: a JSON file {\"text\": ..., \"strokes\": [[[x, y], ...], ...]} (y up).")
-flags.DEFINE_string("out", "handwriting.svg", "Output file: .svg or .png.")
-flags.DEFINE_integer("width", 60, "Wrap the text into lines of at most this many characters.")
-flags.DEFINE_integer("steps_per_char", 40, "Bound on points per character (max_steps = this x characters + 40).")
-flags.DEFINE_string("plot_attention", None, "Also write the attention figure (phi over time) of the first line here (.png).")
-flags.DEFINE_float("stroke_width", 2.0, "Stroke width (SVG units / points).")
-flags.DEFINE_string("colour", "black", "Stroke colour.")
+
+def define_flags() -> None:
+    """The command's flags; defined when it runs, not on import, so that the
+    library parts of several commands can share one process (tests)."""
+    flags.DEFINE_string("model", DEFAULT_MODEL, "SavedModel directory exported by hwtf.train.")
+    flags.DEFINE_string("text", "hello world", "Text to write.")
+    flags.DEFINE_float("bias", 0.5, "Sampling bias (Graves 5.4): 0 = as trained, larger = neater.")
+    flags.DEFINE_integer("seed", 0, "Random seed; the same seed writes the same strokes.")
+    flags.DEFINE_string("style", None, "Priming line: a JSON file {\"text\": ..., \"strokes\": [[[x, y], ...], ...]} (y up).")
+    flags.DEFINE_string("out", "handwriting.svg", "Output file: .svg or .png.")
+    flags.DEFINE_integer("width", 60, "Wrap the text into lines of at most this many characters.")
+    flags.DEFINE_integer("steps_per_char", 40, "Bound on points per character (max_steps = this x characters + 40).")
+    flags.DEFINE_string("plot_attention", None, "Also write the attention figure (phi over time) of the first line here (.png).")
+    flags.DEFINE_float("stroke_width", 2.0, "Stroke width (SVG units / points).")
+    flags.DEFINE_string("colour", "black", "Stroke colour.")
 
 
 def load_style(path: str):
@@ -137,4 +141,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -172,3 +172,19 @@ def test_teacher_forcing_schedules(kind):
         assert values == [0.7] * len(values)
     else:
         assert values[0] > 0.99 and values[-1] < 0.71
+
+
+def test_evaluate_agrees_between_checkpoint_and_export(ci_run, tmp_path):
+    from hwtf.data import dataset as dataset_lib
+    from hwtf.evaluate import evaluate
+
+    train_dir, log = ci_run
+    data = dataset_lib.load("synthetic", ["valid"], cache_dir=str(tmp_path), num_lines=48).subset(range(16))
+    from_checkpoint = evaluate(train_dir, data, batch_size=8)
+    from_export = evaluate(os.path.join(train_dir, "export"), data, batch_size=8)
+    assert from_checkpoint["lines"] == from_export["lines"] == 16
+    assert from_checkpoint["points"] == from_export["points"] == sum(len(o) - 1 for o in data.offsets)
+    np.testing.assert_allclose(from_checkpoint["nll_per_line"], from_export["nll_per_line"], rtol=1e-4)
+    # The best checkpoint is the one validated last in this run (the loss fell).
+    valid = [float(v) for v in re.findall(r"valid NLL (-?[\d.]+) nats/line", log)]
+    assert from_checkpoint["nll_per_point"] < 3.0 and valid[-1] == min(valid)

@@ -151,7 +151,7 @@ def load(
             lines, skipped = iamondb.read(data_dir, splits)
             return HandwritingSet.from_lines(lines, skipped, glitch_step=glitch_step)
 
-        source = {"dataset": "iamondb", "source": data_dir}
+        source = {"dataset": "iamondb", "reader": _iamondb_version(), "source": data_dir}
     key = {
         **source,
         "splits": splits,
@@ -165,6 +165,12 @@ def load(
     if dataset == "iamondb":
         key.update(cache_lib.source_fingerprint(data_dir))
     return cache_lib.load_or_build(cache_dir or default_cache_dir(), key, build)
+
+
+def _iamondb_version() -> str:
+    from hwtf.data import iamondb
+
+    return iamondb.VERSION
 
 
 def _synthetic_version() -> str:

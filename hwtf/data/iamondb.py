@@ -42,6 +42,9 @@ from lxml import etree
 
 from hwtf.data.strokes import Line, Skipped
 
+# Bump when what `read` returns changes: it keys the preprocessed-data cache.
+VERSION = "1"
+
 # The database's own archive names (the folder form that holds them).
 STROKES_ARCHIVE = "lineStrokes-all.tar.gz"
 ASCII_ARCHIVE = "ascii-all.tar.gz"
