@@ -11,7 +11,7 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-from hwtf.layers.window import GaussianWindow
+from hwtf.layers.window import GaussianWindow, window_step
 
 
 class StackState(NamedTuple):
@@ -29,6 +29,208 @@ def _lstm_update(z: tf.Tensor, c: tf.Tensor):
     i, f, g, o = tf.split(z, 4, axis=-1)
     c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
     return tf.sigmoid(o) * tf.tanh(c), c
+
+
+def _lstm_gate_grads(gates, c, c_prev, dh, dc):
+    """Backward through one LSTM update: activated gates `[B, 4H]` (i, f, g, o),
+    the cell `c` and previous cell, and the gradients reaching `h` and `c`.
+    Returns `(dz [B, 4H], dc_prev)`."""
+    i, f, g, o = tf.split(gates, 4, -1)
+    tanh_c = tf.tanh(c)
+    dc = dc + dh * o * (1.0 - tf.square(tanh_c))
+    dz = tf.concat(
+        [dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f), dc * i * (1.0 - tf.square(g)), dh * tanh_c * o * (1.0 - o)],
+        -1,
+    )
+    return dz, dc * f
+
+
+def _lstm_gates(z, c, units):
+    """Forward LSTM update from float32 pre-activations: `(h, c, gates)`."""
+    ifo = tf.sigmoid(tf.concat([z[:, : 2 * units], z[:, 3 * units :]], -1))
+    i, f, o = tf.split(ifo, 3, -1)
+    g = tf.tanh(z[:, 2 * units : 3 * units])
+    c = f * c + i * g
+    return o * tf.tanh(c), c, tf.concat([i, f, g, o], -1)
+
+
+def _unstack(x, dtype=tf.float32):
+    return tf.TensorArray(dtype, size=tf.shape(x)[0]).unstack(tf.cast(x, dtype))
+
+
+@tf.custom_gradient
+def windowed_lstm_recurrence(x_proj, recurrent, window_kernel, window_bias, h0, c0, kappa0, w0, chars_onehot, char_mask):
+    """Graves's first layer and soft window over a sequence, with a hand-written gradient.
+
+    Args:
+      x_proj: `[T, B, 4H]` input projections `x_t W + b`.
+      recurrent: `[V + H, 4H]` kernel for `[w_{t-1}, h_{t-1}]`.
+      window_kernel, window_bias: `[H, 3K]`, `[3K]` (see `window_step`).
+      h0, c0, kappa0, w0: the initial state, float32.
+      chars_onehot, char_mask: `[B, U, V]`, `[B, U]`.
+
+    Returns:
+      `(hs [T, B, H], ws [T, B, V], kappas [T, B, K], phis [T, B, U],
+      h_T, c_T, kappa_T, w_T)`; `phis` unmasked.
+
+    As in `lstm_recurrence`, the backward loop does one matmul per step
+    (`dz_t R^T`, which also carries the gradient into `w_{t-1}`) and the
+    kernels' gradients are single matmuls over all steps after it.
+    """
+    x_proj, recurrent = tf.convert_to_tensor(x_proj), tf.convert_to_tensor(recurrent)
+    window_kernel, window_bias = tf.convert_to_tensor(window_kernel), tf.convert_to_tensor(window_bias)
+    steps = tf.shape(x_proj)[0]
+    units = h0.shape[-1]
+    x_ta = _unstack(x_proj, x_proj.dtype)
+    names = ("hs", "cs", "gates", "ws", "kappas", "phis", "params")
+    arrays = tuple(tf.TensorArray(tf.float32, size=steps) for _ in names)
+
+    def forward(t, h, c, kappa, w, arrays):
+        z = x_ta.read(t) + tf.matmul(tf.cast(tf.concat([w, h], -1), recurrent.dtype), recurrent)
+        h, c, gates = _lstm_gates(tf.cast(z, tf.float32), c, units)
+        w, phi, kappa, params = window_step(h, kappa, window_kernel, window_bias, chars_onehot, char_mask)
+        values = (h, c, gates, w, kappa, phi, params)
+        return t + 1, h, c, kappa, w, tuple(a.write(t, v) for a, v in zip(arrays, values))
+
+    _, h_last, c_last, kappa_last, w_last, arrays = tf.while_loop(
+        lambda t, *_: t < steps, forward, (0, h0, c0, kappa0, w0, arrays)
+    )
+    hs, cs, gates, ws, kappas, phis, params = (a.stack() for a in arrays)
+
+    def grad(d_hs, d_ws, d_kappas, d_phis, d_h_last, d_c_last, d_kappa_last, d_w_last):
+        zeros_like = lambda d, x: tf.zeros_like(x) if d is None else tf.cast(d, tf.float32)
+        d_hs, d_ws = zeros_like(d_hs, hs), zeros_like(d_ws, ws)
+        d_kappas, d_phis = zeros_like(d_kappas, kappas), zeros_like(d_phis, phis)
+        h_prev = tf.concat([h0[None], hs[:-1]], 0)
+        w_prev = tf.concat([w0[None], ws[:-1]], 0)
+        c_prev = tf.concat([c0[None], cs[:-1]], 0)
+        kernel_t = tf.transpose(tf.cast(window_kernel, tf.float32))  # [3K, H]
+        recurrent_t = tf.transpose(recurrent)  # [4H, V + H]
+        read = {k: _unstack(v) for k, v in dict(
+            d_hs=d_hs, d_ws=d_ws, d_kappas=d_kappas, d_phis=d_phis, gates=gates, cs=cs,
+            c_prev=c_prev, kappas=kappas, params=params,
+        ).items()}
+        positions = tf.range(tf.shape(chars_onehot)[1], dtype=tf.float32)
+        v_size = w0.shape[-1]
+        dzs = tf.TensorArray(x_proj.dtype, size=steps)
+        dparams = tf.TensorArray(tf.float32, size=steps)
+
+        def backward(t, dh, dc, dkappa, dw, dzs, dparams):
+            # The window at step t.
+            alpha, beta, step = tf.split(read["params"].read(t), 3, -1)  # [B, K]
+            distance = read["kappas"].read(t)[:, :, None] - positions[None, None, :]  # [B, K, U]
+            bump = tf.exp(-beta[:, :, None] * tf.square(distance))  # [B, K, U]
+            dw = dw + read["d_ws"].read(t)
+            dphi = tf.einsum("bv,buv->bu", dw, chars_onehot) * char_mask + read["d_phis"].read(t)
+            d_bump = dphi[:, None, :] * alpha[:, :, None] * bump  # d/d(exponent), [B, K, U]
+            dalpha = tf.reduce_sum(dphi[:, None, :] * bump, -1)
+            dbeta = -tf.reduce_sum(d_bump * tf.square(distance), -1)
+            dkappa = dkappa + read["d_kappas"].read(t) - 2.0 * tf.reduce_sum(d_bump * beta[:, :, None] * distance, -1)
+            dp = tf.concat([dalpha * alpha, dbeta * beta, dkappa * step], -1)  # through exp, [B, 3K]
+            dh = dh + read["d_hs"].read(t) + tf.matmul(dp, kernel_t)
+            # The LSTM at step t.
+            dz, dc = _lstm_gate_grads(read["gates"].read(t), read["cs"].read(t), read["c_prev"].read(t), dh, dc)
+            dz = tf.cast(dz, x_proj.dtype)
+            d_wh = tf.cast(tf.matmul(tf.cast(dz, recurrent.dtype), recurrent_t), tf.float32)
+            return t - 1, d_wh[:, v_size:], dc, dkappa, d_wh[:, :v_size], dzs.write(t, dz), dparams.write(t, dp)
+
+        _, dh0, dc0, dkappa0, dw0, dzs, dparams = tf.while_loop(
+            lambda t, *_: t >= 0,
+            backward,
+            (steps - 1, zeros_like(d_h_last, h0), zeros_like(d_c_last, c0),
+             zeros_like(d_kappa_last, kappa0), zeros_like(d_w_last, w0), dzs, dparams),
+        )
+        dz, dp = dzs.stack(), dparams.stack()
+        inputs = tf.cast(tf.concat([w_prev, h_prev], -1), recurrent.dtype)
+        d_recurrent = tf.einsum("tbi,tbg->ig", inputs, tf.cast(dz, recurrent.dtype))
+        d_window_kernel = tf.cast(tf.einsum("tbh,tbk->hk", hs, dp), window_kernel.dtype)
+        d_window_bias = tf.cast(tf.reduce_sum(dp, [0, 1]), window_bias.dtype)
+        return (dz, d_recurrent, d_window_kernel, d_window_bias, dh0, dc0, dkappa0, dw0, None, None)
+
+    return (hs, ws, kappas, phis, h_last, c_last, kappa_last, w_last), grad
+
+
+@tf.custom_gradient
+def lstm_recurrence(proj, recurrent, h0, c0):
+    """An LSTM over precomputed input projections, with a hand-written gradient.
+
+    Args:
+      proj: `[T, B, 4H]` input projections `x_t W + b` (gate order i, f, g, o).
+      recurrent: `[H, 4H]` recurrent kernel `U` (its dtype sets the matmuls').
+      h0, c0: `[B, H]` float32 initial state.
+
+    Returns:
+      `(hs [T, B, H], h_T, c_T)`, float32.
+
+    The backward pass runs one matmul per step (`dz_t U^T`) and computes the
+    kernel's gradient after the loop as one large matmul over all steps,
+    `sum_t h_{t-1}^T dz_t`; automatic differentiation of the loop would
+    accumulate it step by step in `[H, B] x [B, 4H]` products, whose inner
+    dimension (the batch) is too small to run fast.
+    """
+    proj = tf.convert_to_tensor(proj)
+    recurrent = tf.convert_to_tensor(recurrent)
+    steps = tf.shape(proj)[0]
+    units = recurrent.shape[0]
+    proj_ta = tf.TensorArray(proj.dtype, size=steps).unstack(proj)
+    spec = dict(size=steps, element_shape=h0.shape)
+    hs, cs = tf.TensorArray(tf.float32, **spec), tf.TensorArray(tf.float32, **spec)
+    gates = tf.TensorArray(tf.float32, size=steps)
+
+    def forward(t, h, c, hs, cs, gates):
+        z = tf.cast(proj_ta.read(t) + tf.matmul(tf.cast(h, recurrent.dtype), recurrent), tf.float32)
+        ifo = tf.sigmoid(tf.concat([z[:, : 2 * units], z[:, 3 * units :]], -1))
+        i, f, o = tf.split(ifo, 3, -1)
+        g = tf.tanh(z[:, 2 * units : 3 * units])
+        c = f * c + i * g
+        h = o * tf.tanh(c)
+        return t + 1, h, c, hs.write(t, h), cs.write(t, c), gates.write(t, tf.concat([i, f, g, o], -1))
+
+    _, h_last, c_last, hs, cs, gates = tf.while_loop(
+        lambda t, *_: t < steps, forward, (0, h0, c0, hs, cs, gates)
+    )
+    hs, cs, gates = hs.stack(), cs.stack(), gates.stack()  # [T, B, H|H|4H]
+
+    def grad(d_hs, d_h_last, d_c_last):
+        h_prev = tf.concat([h0[None], hs[:-1]], 0)  # [T, B, H]
+        c_prev = tf.concat([c0[None], cs[:-1]], 0)
+        recurrent_t = tf.transpose(recurrent)
+        d_hs_ta = tf.TensorArray(tf.float32, size=steps).unstack(tf.cast(d_hs, tf.float32))
+        c_ta = tf.TensorArray(tf.float32, size=steps).unstack(cs)
+        c_prev_ta = tf.TensorArray(tf.float32, size=steps).unstack(c_prev)
+        gates_ta = tf.TensorArray(tf.float32, size=steps).unstack(gates)
+        dz = tf.TensorArray(proj.dtype, size=steps)
+
+        def backward(t, dh, dc, dz):
+            i, f, g, o = tf.split(gates_ta.read(t), 4, -1)
+            tanh_c = tf.tanh(c_ta.read(t))
+            dh = dh + d_hs_ta.read(t)
+            dc = dc + dh * o * (1.0 - tf.square(tanh_c))
+            dz_t = tf.concat(
+                [
+                    dc * g * i * (1.0 - i),
+                    dc * c_prev_ta.read(t) * f * (1.0 - f),
+                    dc * i * (1.0 - tf.square(g)),
+                    dh * tanh_c * o * (1.0 - o),
+                ],
+                -1,
+            )
+            dz_t = tf.cast(dz_t, proj.dtype)
+            dh = tf.cast(tf.matmul(tf.cast(dz_t, recurrent.dtype), recurrent_t), tf.float32)
+            return t - 1, dh, dc * f, dz.write(t, dz_t)
+
+        _, dh0, dc0, dz = tf.while_loop(
+            lambda t, *_: t >= 0,
+            backward,
+            (steps - 1, tf.cast(d_h_last, tf.float32), tf.cast(d_c_last, tf.float32), dz),
+        )
+        dz = dz.stack()  # [T, B, 4H]
+        d_recurrent = tf.einsum(
+            "tbh,tbg->hg", tf.cast(h_prev, recurrent.dtype), tf.cast(dz, recurrent.dtype)
+        )
+        return dz, d_recurrent, dh0, dc0
+
+    return (hs, h_last, c_last), grad
 
 
 class LSTMStack(keras.layers.Layer):
@@ -187,37 +389,24 @@ class LSTMStack(keras.layers.Layer):
         x_kernel, recurrent = self._first_layer_weights(dtype)
         x_proj = tf.einsum("tbi,ij->tbj", x_time, x_kernel) + tf.cast(self.biases[0], dtype)
 
-        u = tf.shape(chars)[1] if self.conditional else 0
-        arrays = [
-            tf.TensorArray(tf.float32, size=steps, element_shape=[None, d])
-            for d in (self.lstm_units, self.alphabet_size, self.window_mixtures)
-        ]
-        phis = tf.TensorArray(tf.float32, size=steps, element_shape=[None, None])
-
-        # Inputs are read through a TensorArray: slicing a captured tensor
-        # inside the loop would make its gradient a full [T, ...] tensor per step.
-        x_proj = tf.TensorArray(dtype, size=steps).unstack(x_proj)
-
-        def body(t, h, c, kappa, w, hs, ws, kappas, phis):
-            h, c, kappa, w, phi = self._first_step(
-                x_proj.read(t), h, c, kappa, w, recurrent, chars_onehot, char_mask
+        if self.conditional:
+            layer_out, window, kappas, phis, h1, c1, kappa, w = windowed_lstm_recurrence(
+                x_proj, recurrent, tf.convert_to_tensor(self.window.kernel), tf.convert_to_tensor(self.window.bias),
+                state.h[0], state.c[0], state.kappa, state.w, chars_onehot, char_mask,
             )
-            return t + 1, h, c, kappa, w, hs.write(t, h), ws.write(t, w), kappas.write(t, kappa), phis.write(t, phi)
-
-        _, h1, c1, kappa, w, hs, ws, kappas, phis = tf.while_loop(
-            lambda t, *_: t < steps,
-            body,
-            (0, state.h[0], state.c[0], state.kappa, state.w, *arrays, phis),
-        )
-        layer_out = hs.stack()  # [T, B, H]
-        window = ws.stack()  # [T, B, V]
+        else:
+            layer_out, h1, c1 = lstm_recurrence(x_proj, recurrent, state.h[0], state.c[0])
+            window = tf.zeros([steps, batch, 0])
+            kappas = tf.zeros([steps, batch, 0])
+            phis = tf.zeros([steps, batch, 0])
+            kappa, w = state.kappa, state.w
         outputs, hs_final, cs_final = [layer_out], [h1], [c1]
 
         for n in range(1, self.lstm_layers):
             kernel = tf.cast(self.kernels[n], dtype)
             below = tf.concat([x_time, tf.cast(window, dtype), tf.cast(layer_out, dtype)], -1)
             proj = tf.einsum("tbi,ij->tbj", below, kernel) + tf.cast(self.biases[n], dtype)
-            layer_out, h, c = self._recurrence(proj, tf.cast(self.recurrent_kernels[n], dtype), state.h[n], state.c[n])
+            layer_out, h, c = lstm_recurrence(proj, tf.cast(self.recurrent_kernels[n], dtype), state.h[n], state.c[n])
             outputs.append(layer_out)
             hs_final.append(h)
             cs_final.append(c)
@@ -225,28 +414,11 @@ class LSTMStack(keras.layers.Layer):
         to_batch = lambda x: tf.transpose(x, [1, 0, 2])
         return {
             "outputs": to_batch(tf.concat(outputs, -1)),
-            "phi": to_batch(phis.stack()) * char_mask[:, None, :]
-            if self.conditional
-            else tf.zeros([batch, steps, 0]),
-            "kappa": to_batch(kappas.stack()),
+            "phi": to_batch(phis) * char_mask[:, None, :] if self.conditional else to_batch(phis),
+            "kappa": to_batch(kappas),
             "window": to_batch(window),
             "state": StackState(tuple(hs_final), tuple(cs_final), kappa, w),
         }
-
-    @staticmethod
-    def _recurrence(proj, recurrent, h, c):
-        """An LSTM over precomputed input projections `proj [T, B, 4H]`."""
-        steps = tf.shape(proj)[0]
-        hs = tf.TensorArray(tf.float32, size=steps, element_shape=h.shape)
-        proj = tf.TensorArray(proj.dtype, size=steps).unstack(proj)
-
-        def body(t, h, c, hs):
-            z = proj.read(t) + tf.matmul(tf.cast(h, recurrent.dtype), recurrent)
-            h, c = _lstm_update(tf.cast(z, tf.float32), c)
-            return t + 1, h, c, hs.write(t, h)
-
-        _, h, c, hs = tf.while_loop(lambda t, *_: t < steps, body, (0, h, c, hs))
-        return hs.stack(), h, c
 
     # -- one step -----------------------------------------------------------
 

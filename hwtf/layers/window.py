@@ -6,6 +6,24 @@ import keras
 import tensorflow as tf
 
 
+def window_step(h, kappa_prev, kernel, bias, chars_onehot, char_mask):
+    """The window's mathematics at one step (see `GaussianWindow`), float32.
+
+    Returns:
+      `(w [B, V], phi [B, U] unmasked, kappa [B, K], params [B, 3K])` where
+      `params` is `(alpha, beta, kappa - kappa_prev)` concatenated.
+    """
+    h = tf.cast(h, tf.float32)
+    params = tf.exp(tf.matmul(h, tf.cast(kernel, tf.float32)) + tf.cast(bias, tf.float32))
+    alpha, beta, step = tf.split(params, 3, axis=-1)
+    kappa = kappa_prev + step
+    positions = tf.range(tf.shape(chars_onehot)[1], dtype=tf.float32)
+    distance = kappa[:, :, None] - positions[None, None, :]  # [B, K, U]
+    phi = tf.reduce_sum(alpha[:, :, None] * tf.exp(-beta[:, :, None] * tf.square(distance)), 1)
+    w = tf.einsum("bu,buv->bv", phi * char_mask, chars_onehot)  # [B, V]
+    return w, phi, kappa, params
+
+
 class GaussianWindow(keras.layers.Layer):
     """A mixture of K Gaussian bumps sliding along the text.
 
@@ -52,19 +70,6 @@ class GaussianWindow(keras.layers.Layer):
             initializer=keras.initializers.Constant([0.0] * (2 * k) + [self.kappa_bias] * k),
         )
 
-    def parameters(self, h: tf.Tensor, kappa_prev: tf.Tensor):
-        """`h [B, H]`, `kappa_prev [B, K]` -> `alpha, beta, kappa`, each `[B, K]`."""
-        params = tf.exp(tf.matmul(h, tf.cast(self.kernel, h.dtype)) + tf.cast(self.bias, h.dtype))
-        params = tf.cast(params, tf.float32)
-        alpha, beta, step = tf.split(params, 3, axis=-1)
-        return alpha, beta, kappa_prev + step
-
-    @staticmethod
-    def weights_at(alpha, beta, kappa, positions: tf.Tensor) -> tf.Tensor:
-        """`phi` at character `positions [U]` (float): `[B, U]`."""
-        distance = kappa[:, :, None] - positions[None, None, :]  # [B, K, U]
-        return tf.reduce_sum(alpha[:, :, None] * tf.exp(-beta[:, :, None] * tf.square(distance)), 1)
-
     def call(self, h, kappa_prev, chars_onehot, char_mask):
         """One step of the window.
 
@@ -79,10 +84,7 @@ class GaussianWindow(keras.layers.Layer):
           that a sampler can read it one position past the text's end (the
           stop condition); `w` uses the masked `phi`.
         """
-        alpha, beta, kappa = self.parameters(h, kappa_prev)
-        positions = tf.range(tf.shape(chars_onehot)[1], dtype=tf.float32)
-        phi = self.weights_at(alpha, beta, kappa, positions)  # [B, U]
-        w = tf.einsum("bu,buv->bv", phi * char_mask, chars_onehot)  # [B, V]
+        w, phi, kappa, _ = window_step(h, kappa_prev, self.kernel, self.bias, chars_onehot, char_mask)
         return w, phi, kappa
 
     def get_config(self):
