@@ -68,7 +68,7 @@ def _scorer(path: str):
     logging.info("scoring %s", checkpoint)
     alphabet, normalizer = config.alphabet_lib, config.normalizer_lib
 
-    @tf.function
+    @tf.function(reduce_retracing=True)
     def per_line(batch):
         return nll(model, batch)
 

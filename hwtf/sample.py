@@ -124,7 +124,10 @@ def main(argv):
     unknown = config.alphabet_lib.unknown_chars(FLAGS.text)
     if unknown:
         logging.warning("characters outside the model's alphabet, written as 'unknown': %r", unknown)
-    style = load_style(FLAGS.style) if FLAGS.style else None
+    try:
+        style = load_style(FLAGS.style) if FLAGS.style else None
+    except (OSError, ValueError) as e:
+        raise app.UsageError(f"--style: {e}") from e
 
     strokes, phis = write(model, lines, FLAGS.bias, FLAGS.seed, FLAGS.steps_per_char, style)
     page = layout_page(strokes)

@@ -144,8 +144,9 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(
             model=self.model, optimizer=self.optimizer, step=self.step, skipped=self.skipped, best=self.best
         )
-        self._train_step = tf.function(self._train_step_fn)
-        self._eval_step = tf.function(self._eval_step_fn)
+        # Batches differ in length (bucketing): trace once for any shape.
+        self._train_step = tf.function(self._train_step_fn, reduce_retracing=True)
+        self._eval_step = tf.function(self._eval_step_fn, reduce_retracing=True)
 
     def _reduce(self, value):
         import tensorflow as tf

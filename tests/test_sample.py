@@ -1,0 +1,82 @@
+"""`python -m hwtf.sample`: text to SVG and PNG through an exported model."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from lxml import etree
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from hwtf.export import export
+    from hwtf.model import ModelConfig
+
+    config = ModelConfig(
+        lstm_units=16, lstm_layers=2, window_mixtures=3, mixtures=4,
+        alphabet="abcdefghijklmnopqrstuvwxyz ", normalizer={"mean": [8.0, 0.5], "std": [20.0, 25.0]},
+    )
+    return export(config.build_model(), config, str(tmp_path_factory.mktemp("model") / "export"))
+
+
+def _sample(model_dir, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "hwtf.sample", f"--model={model_dir}", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_svg_has_one_path_per_stroke_and_png_is_written(model_dir, tmp_path):
+    svg = tmp_path / "hello.svg"
+    proc = _sample(model_dir, "--text=hello world, again and again", "--width=12", f"--out={svg}",
+                   f"--plot_attention={tmp_path / 'phi.png'}", "--seed=3")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "wrote 3 line(s)" in proc.stderr
+    assert "outside the model's alphabet" in proc.stderr and "','" in proc.stderr
+    root = etree.parse(str(svg)).getroot()
+    paths = list(root.iter("{http://www.w3.org/2000/svg}path"))
+    assert len(paths) > 3 and all(p.get("d").startswith("M") for p in paths)
+    assert (tmp_path / "phi.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    png = tmp_path / "hello.png"
+    proc = _sample(model_dir, "--text=hello", f"--out={png}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_same_seed_same_svg(model_dir, tmp_path):
+    outs = []
+    for name in ("a.svg", "b.svg"):
+        proc = _sample(model_dir, "--text=same", "--seed=9", f"--out={tmp_path / name}")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        outs.append((tmp_path / name).read_text())
+    assert outs[0] == outs[1]
+
+
+def test_style_primes_the_model_and_bad_styles_are_refused(model_dir, tmp_path):
+    rng = np.random.default_rng(0)
+    strokes = [(np.cumsum(rng.normal(10, 5, size=(30, 2)), 0) + [200 * k, 0]).tolist() for k in range(3)]
+    style = tmp_path / "style.json"
+    style.write_text(json.dumps({"text": "abc", "strokes": strokes}))
+    proc = _sample(model_dir, "--text=in style", f"--style={style}", f"--out={tmp_path / 's.svg'}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps({"text": "a", "strokes": [[[0, 0], [1, 1]]]}))
+    proc = _sample(model_dir, "--text=x", f"--style={short}", f"--out={tmp_path / 'x.svg'}")
+    assert proc.returncode != 0 and "at least 2 strokes" in proc.stderr
+    textless = tmp_path / "textless.json"
+    textless.write_text(json.dumps({"strokes": strokes}))
+    proc = _sample(model_dir, "--text=x", f"--style={textless}", f"--out={tmp_path / 'x.svg'}")
+    assert proc.returncode != 0 and "needs 'text'" in proc.stderr
+
+
+def test_bad_arguments_are_named(model_dir, tmp_path):
+    proc = _sample(model_dir, "--text=x", f"--out={tmp_path / 'x.gif'}")
+    assert proc.returncode != 0 and "expected a .svg or .png" in proc.stderr
+    proc = _sample(str(tmp_path / "nope"), "--text=x")
+    assert proc.returncode != 0 and "no such SavedModel" in proc.stderr
