@@ -319,16 +319,20 @@ def main(argv):
     writer = tf.summary.create_file_writer(os.path.join(FLAGS.train_dir, "tensorboard"))
     config.save(config_path)
 
+    from hwtf.model import sample_loop
+
+    # Compiled once: an eager sampling loop would be several times slower.
+    sampler = tf.function(lambda *args: sample_loop(model, 1, *args))
+
     def write_image(step: int):
         from hwtf import render
-        from hwtf.model import sample_loop
 
         text = valid_set.texts[0] if config.model == "synthesis" else ""
         chars = tf.constant([alphabet.encode(text)]) if config.model == "synthesis" else None
-        offsets, lengths, phi = sample_loop(
-            model, 1, chars, tf.constant([len(text)]) if chars is not None else None,
-            bias=0.5, seed=tf.constant([FLAGS.seed, step], tf.int64),
-            max_steps=min(40 * max(len(text), 10), 1500),
+        offsets, lengths, phi = sampler(
+            chars, tf.constant([len(text)]) if chars is not None else None,
+            tf.constant(0.5), tf.constant([FLAGS.seed, step], tf.int64),
+            tf.constant(min(40 * max(len(text), 10), 1500)),
         )
         n = int(lengths[0])
         line = normalizer.denormalize(offsets[0, :n].numpy())
