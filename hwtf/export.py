@@ -35,11 +35,13 @@ class HandwritingModule(tf.Module):
 
     def __init__(self, model: HandwritingModel, config: ModelConfig):
         super().__init__(name="handwriting")
-        self.model = model
         # Keras 3 variables wrap tf.Variables; tracking the tf.Variables
         # themselves lets TF1-style loaders (saved_model_cli run, TF Serving,
-        # the C++ API) find and restore them (keras-team/keras#20095).
+        # the C++ API) find and restore them (keras-team/keras#20095). The
+        # Keras model is kept out of the tracked attributes, or every weight
+        # would be saved twice.
         self.weights = [v.value for v in model.weights]
+        self._keras_model = lambda: model
         self._config_json = config.to_json()
         self._conditional = config.model == "synthesis"
         normalizer = config.normalizer_lib
@@ -85,12 +87,12 @@ class HandwritingModule(tf.Module):
         batch = tf.shape(text)[0]
         state = first = None
         if prime is not None:
-            chars_onehot, char_mask = self.model.stack.encode_chars(
+            chars_onehot, char_mask = self._keras_model().stack.encode_chars(
                 tf.pad(chars, [[0, 0], [0, 1]]), char_lengths
             )
-            state, first = prime_state(self.model, *prime, chars_onehot, char_mask)
+            state, first = prime_state(self._keras_model(), *prime, chars_onehot, char_mask)
         offsets, lengths, phi = sample_loop(
-            self.model, batch, chars, char_lengths, bias, self._seed(seed), max_steps, state, first
+            self._keras_model(), batch, chars, char_lengths, bias, self._seed(seed), max_steps, state, first
         )
         return {"strokes": self._denormalize(offsets, lengths), "lengths": lengths, "phi": phi}
 
@@ -125,7 +127,7 @@ class HandwritingModule(tf.Module):
 
     def scribble(self, num_steps, bias, seed):
         """Unconditional handwriting (prediction models): `num_steps` points."""
-        offsets, lengths, _ = sample_loop(self.model, 1, None, None, bias, self._seed(seed), num_steps)
+        offsets, lengths, _ = sample_loop(self._keras_model(), 1, None, None, bias, self._seed(seed), num_steps)
         return {"strokes": self._denormalize(offsets, lengths), "lengths": lengths}
 
     def log_prob(self, strokes, lengths, text):
@@ -138,7 +140,7 @@ class HandwritingModule(tf.Module):
         chars = char_lengths = None
         if self._conditional:
             chars, char_lengths = self._encode(text)
-        out = self.model(offsets[:, :-1], chars, char_lengths)
+        out = self._keras_model()(offsets[:, :-1], chars, char_lengths)
         params = distributions.split_head(out["head"])
         offset_lp, pen_lp = distributions.log_prob(params, offsets[:, 1:])
         mask = tf.sequence_mask(lengths - 1, tf.shape(offsets)[1] - 1, dtype=tf.float32)
