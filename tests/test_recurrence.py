@@ -4,13 +4,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hwtf.layers.lstm_stack import _lstm_update, lstm_recurrence
+from hwtf.layers.lstm_stack import lstm_recurrence
 
 
 def _reference(proj, recurrent, h, c):
+    """The textbook LSTM, written out independently of hwtf's helpers."""
     hs = []
     for t in range(proj.shape[0]):
-        h, c = _lstm_update(proj[t] + tf.matmul(h, recurrent), c)
+        i, f, g, o = tf.split(proj[t] + tf.matmul(h, recurrent), 4, axis=-1)
+        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+        h = tf.sigmoid(o) * tf.tanh(c)
         hs.append(h)
     return tf.stack(hs), h, c
 

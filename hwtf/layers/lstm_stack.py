@@ -26,9 +26,8 @@ class StackState(NamedTuple):
 
 def _lstm_update(z: tf.Tensor, c: tf.Tensor):
     """Gate pre-activations `z [B, 4H]` (order i, f, g, o) and `c` -> `(h, c)`."""
-    i, f, g, o = tf.split(z, 4, axis=-1)
-    c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-    return tf.sigmoid(o) * tf.tanh(c), c
+    h, c, _ = _lstm_gates(z, c, z.shape[-1] // 4)
+    return h, c
 
 
 def _lstm_gate_grads(gates, c, c_prev, dh, dc):
@@ -179,12 +178,8 @@ def lstm_recurrence(proj, recurrent, h0, c0):
 
     def forward(t, h, c, hs, cs, gates):
         z = tf.cast(proj_ta.read(t) + tf.matmul(tf.cast(h, recurrent.dtype), recurrent), tf.float32)
-        ifo = tf.sigmoid(tf.concat([z[:, : 2 * units], z[:, 3 * units :]], -1))
-        i, f, o = tf.split(ifo, 3, -1)
-        g = tf.tanh(z[:, 2 * units : 3 * units])
-        c = f * c + i * g
-        h = o * tf.tanh(c)
-        return t + 1, h, c, hs.write(t, h), cs.write(t, c), gates.write(t, tf.concat([i, f, g, o], -1))
+        h, c, g = _lstm_gates(z, c, units)
+        return t + 1, h, c, hs.write(t, h), cs.write(t, c), gates.write(t, g)
 
     _, h_last, c_last, hs, cs, gates = tf.while_loop(
         lambda t, *_: t < steps, forward, (0, h0, c0, hs, cs, gates)
@@ -195,29 +190,15 @@ def lstm_recurrence(proj, recurrent, h0, c0):
         h_prev = tf.concat([h0[None], hs[:-1]], 0)  # [T, B, H]
         c_prev = tf.concat([c0[None], cs[:-1]], 0)
         recurrent_t = tf.transpose(recurrent)
-        d_hs_ta = tf.TensorArray(tf.float32, size=steps).unstack(tf.cast(d_hs, tf.float32))
-        c_ta = tf.TensorArray(tf.float32, size=steps).unstack(cs)
-        c_prev_ta = tf.TensorArray(tf.float32, size=steps).unstack(c_prev)
-        gates_ta = tf.TensorArray(tf.float32, size=steps).unstack(gates)
+        d_hs_ta, c_ta, c_prev_ta, gates_ta = (_unstack(x) for x in (d_hs, cs, c_prev, gates))
         dz = tf.TensorArray(proj.dtype, size=steps)
 
         def backward(t, dh, dc, dz):
-            i, f, g, o = tf.split(gates_ta.read(t), 4, -1)
-            tanh_c = tf.tanh(c_ta.read(t))
             dh = dh + d_hs_ta.read(t)
-            dc = dc + dh * o * (1.0 - tf.square(tanh_c))
-            dz_t = tf.concat(
-                [
-                    dc * g * i * (1.0 - i),
-                    dc * c_prev_ta.read(t) * f * (1.0 - f),
-                    dc * i * (1.0 - tf.square(g)),
-                    dh * tanh_c * o * (1.0 - o),
-                ],
-                -1,
-            )
+            dz_t, dc = _lstm_gate_grads(gates_ta.read(t), c_ta.read(t), c_prev_ta.read(t), dh, dc)
             dz_t = tf.cast(dz_t, proj.dtype)
             dh = tf.cast(tf.matmul(tf.cast(dz_t, recurrent.dtype), recurrent_t), tf.float32)
-            return t - 1, dh, dc * f, dz.write(t, dz_t)
+            return t - 1, dh, dc, dz.write(t, dz_t)
 
         _, dh0, dc0, dz = tf.while_loop(
             lambda t, *_: t >= 0,
