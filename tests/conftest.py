@@ -34,3 +34,18 @@ def random_batch(rng: np.random.Generator, lengths, char_lengths, alphabet_size=
         offsets[b, n:] = 0
         chars[b, m:] = 0
     return {"offsets": offsets, "lengths": lengths, "chars": chars, "char_lengths": char_lengths}
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """A tiny untrained synthesis model, exported: `(path, config)`."""
+    from hwtf.export import export
+    from hwtf.model import ModelConfig
+
+    config = ModelConfig(
+        lstm_units=16, lstm_layers=2, window_mixtures=3, mixtures=4,
+        alphabet="abcdefghijklmnopqrstuvwxyz .", normalizer={"mean": [8.0, 0.5], "std": [20.0, 25.0]},
+    )
+    path = str(tmp_path_factory.mktemp("export") / "synthesis")
+    export(config.build_model(), config, path)
+    return path, config

@@ -14,20 +14,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    from hwtf.export import export
-    from hwtf.model import ModelConfig
-
-    config = ModelConfig(
-        lstm_units=16, lstm_layers=2, window_mixtures=3, mixtures=4,
-        alphabet="abcdefghijklmnopqrstuvwxyz .", normalizer={"mean": [8.0, 0.5], "std": [20.0, 25.0]},
-    )
-    path = str(tmp_path_factory.mktemp("export") / "synthesis")
-    export(config.build_model(), config, path)
-    return path, config
-
-
-@pytest.fixture(scope="module")
 def loaded(exported):
     return tf.saved_model.load(exported[0])
 

@@ -14,15 +14,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    from hwtf.export import export
-    from hwtf.model import ModelConfig
-
-    config = ModelConfig(
-        lstm_units=16, lstm_layers=2, window_mixtures=3, mixtures=4,
-        alphabet="abcdefghijklmnopqrstuvwxyz ", normalizer={"mean": [8.0, 0.5], "std": [20.0, 25.0]},
-    )
-    return export(config.build_model(), config, str(tmp_path_factory.mktemp("model") / "export"))
+def model_dir(exported):
+    return exported[0]
 
 
 def _sample(model_dir, *args):
