@@ -10,8 +10,8 @@ Loading it needs nothing but TensorFlow:
     out["phi"]       # [batch, T, U] attention over the characters
 
 Signatures (synthesis models): `generate` (also `serving_default`),
-`generate_primed`, `log_prob`, `config`; (prediction models): `scribble`
-(also `serving_default`), `log_prob`, `config`.
+`generate_primed`, `log_prob`, `mixture`, `config`; (prediction models):
+`scribble` (also `serving_default`), `log_prob`, `mixture`, `config`.
 
 Characters outside the model's alphabet are written as the unknown character
 (id 1), which the model was trained to read as "some rare character"; the
@@ -59,7 +59,7 @@ class HandwritingModule(tf.Module):
             )
         # Only the signatures that fit the model's kind are traced and saved.
         names = ["generate", "generate_primed"] if self._conditional else ["scribble"]
-        for name in names + ["log_prob", "config"]:
+        for name in names + ["log_prob", "mixture", "config"]:
             method = getattr(self, name)
             setattr(self, name, tf.function(method, input_signature=_SIGNATURES[name]))
 
@@ -149,6 +149,28 @@ class HandwritingModule(tf.Module):
             "points": tf.reduce_sum(mask, 1),
         }
 
+    def mixture(self, strokes, lengths, text):
+        """The predicted distribution of each next offset, in the data's units:
+        after point t of each line, mixture `weights [B, T, M]`, `mu` and
+        `sigma [B, T, M, 2]`, `rho [B, T, M]`, and `pen_up [B, T]` (the
+        probability that the next point ends a stroke). Zero past `lengths`.
+        For Graves's density figure (`hwtf.render.plot_density`)."""
+        from hwtf import distributions
+
+        offsets = self._normalize(strokes)
+        chars = char_lengths = None
+        if self._conditional:
+            chars, char_lengths = self._encode(text)
+        params = distributions.split_head(self._keras_model()(offsets, chars, char_lengths)["head"])
+        mask = tf.sequence_mask(lengths, tf.shape(offsets)[1], dtype=tf.float32)
+        return {
+            "weights": tf.nn.softmax(params.pi_logits) * mask[..., None],
+            "mu": (params.mu * self._std + self._mean) * mask[..., None, None],
+            "sigma": params.sigma * self._std * mask[..., None, None],
+            "rho": params.rho * mask[..., None],
+            "pen_up": tf.sigmoid(params.pen_logit) * mask,
+        }
+
     def config(self):
         """The model's configuration as JSON (sizes, alphabet, normalisation)."""
         return {"config": tf.constant(self._config_json)}
@@ -179,6 +201,11 @@ _SIGNATURES = {
         tf.TensorSpec([None], tf.int32, name="lengths"),
         tf.TensorSpec([None], tf.string, name="text"),
     ],
+    "mixture": [
+        tf.TensorSpec([None, None, 3], tf.float32, name="strokes"),
+        tf.TensorSpec([None], tf.int32, name="lengths"),
+        tf.TensorSpec([None], tf.string, name="text"),
+    ],
     "config": [],
 }
 
@@ -200,7 +227,7 @@ def export(model: HandwritingModel, config: ModelConfig, export_dir: str) -> str
         }
     else:
         signatures = {"serving_default": module.scribble, "scribble": module.scribble}
-    signatures.update(log_prob=module.log_prob, config=module.config)
+    signatures.update(log_prob=module.log_prob, mixture=module.mixture, config=module.config)
     export_dir = os.path.abspath(export_dir)
     tmp = export_dir + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)

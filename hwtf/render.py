@@ -269,3 +269,58 @@ def attention_png_bytes(phi: np.ndarray, text: str, strokes: Sequence[np.ndarray
     buffer = io.BytesIO()
     _save(attention_figure(phi, text, strokes), buffer)
     return buffer.getvalue()
+
+
+def density_figure(
+    offsets: np.ndarray,
+    weights: np.ndarray,
+    mu: np.ndarray,
+    sigma: np.ndarray,
+    rho: np.ndarray,
+    resolution: int = 400,
+) -> Figure:
+    """Graves (2013) figure 10's heat map: at each point of a line, the
+    model's mixture density over where the pen goes next, summed over the line.
+
+    Args:
+      offsets: `[T, 3]` the line's offsets `(dx, dy, pen_up)` (y up).
+      weights, mu, sigma, rho: `[T, M]`, `[T, M, 2]`, `[T, M, 2]`, `[T, M]`:
+        the mixture predicted after each point for the next offset, in the
+        same units as `offsets`.
+    """
+    from hwtf.data.strokes import offsets_to_strokes
+
+    offsets = np.asarray(offsets, np.float64)
+    points = np.cumsum(offsets[:, :2], axis=0)  # [T, 2]
+    centres = points[:, None, :] + mu  # [T, M, 2] next positions
+    lo = np.minimum(points.min(0), centres.reshape(-1, 2).min(0))
+    hi = np.maximum(points.max(0), centres.reshape(-1, 2).max(0))
+    span = np.maximum(hi - lo, 1e-6)
+    lo, hi = lo - 0.05 * span, hi + 0.05 * span
+    aspect = (hi[1] - lo[1]) / (hi[0] - lo[0])
+    nx, ny = resolution, max(int(resolution * aspect), 20)
+    gx, gy = np.linspace(lo[0], hi[0], nx), np.linspace(lo[1], hi[1], ny)
+    density = np.zeros((ny, nx))
+    for t in range(len(points)):
+        for m in np.flatnonzero(weights[t] > 1e-3):
+            (cx, cy), (sx, sy), r = centres[t, m], sigma[t, m], rho[t, m]
+            # Only the grid cells within 4 sigma of the centre.
+            ix = slice(*np.searchsorted(gx, [cx - 4 * sx, cx + 4 * sx]))
+            iy = slice(*np.searchsorted(gy, [cy - 4 * sy, cy + 4 * sy]))
+            zx = (gx[ix][None, :] - cx) / sx
+            zy = (gy[iy][:, None] - cy) / sy
+            z = (zx**2 + zy**2 - 2 * r * zx * zy) / (1 - r**2)
+            density[iy, ix] += weights[t, m] * np.exp(-z / 2) / (2 * np.pi * sx * sy * np.sqrt(1 - r**2))
+    fig = Figure(figsize=(10, max(2.0, 10 * aspect)), dpi=DPI)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.imshow(np.sqrt(density), origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]), cmap="magma_r", aspect="equal")
+    draw_strokes(ax, offsets_to_strokes(offsets), colour="#1f77b4", linewidth=0.6, limits=(lo[0], hi[0], lo[1], hi[1]))
+    ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def plot_density(offsets, weights, mu, sigma, rho, path: str | os.PathLike) -> None:
+    """Writes `density_figure` as a PNG."""
+    _save(density_figure(offsets, weights, mu, sigma, rho), path)

@@ -35,6 +35,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("width", 60, "Wrap the text into lines of at most this many characters.")
     flags.DEFINE_integer("steps_per_char", 40, "Bound on points per character (max_steps = this x characters + 40).")
     flags.DEFINE_string("plot_attention", None, "Also write the attention figure (phi over time) of the first line here (.png).")
+    flags.DEFINE_string("plot_density", None, "Also write Graves's density figure of the first line here (.png).")
     flags.DEFINE_float("stroke_width", 2.0, "Stroke width (SVG units / points).")
     flags.DEFINE_string("colour", "black", "Stroke colour.")
 
@@ -86,6 +87,22 @@ def write(model, lines: list[str], bias: float, seed: int, steps_per_char: int, 
     strokes = [offsets_to_strokes(out["strokes"].numpy()[i, : lengths[i]]) for i in range(len(lines))]
     phis = [out["phi"].numpy()[i, : lengths[i], : len(lines[i])] for i in range(len(lines))]
     return strokes, phis
+
+
+def write_density(model, strokes, text: str, path: str) -> None:
+    """Graves's density figure of one written line, from the export's
+    `mixture` signature."""
+    import tensorflow as tf
+
+    from hwtf import render
+    from hwtf.data.strokes import strokes_to_offsets
+
+    offsets = strokes_to_offsets(strokes)
+    out = model.mixture(
+        strokes=tf.constant(offsets[None]), lengths=tf.constant([len(offsets)]), text=tf.constant([text])
+    )
+    params = {k: v.numpy()[0] for k, v in out.items()}
+    render.plot_density(offsets, params["weights"], params["mu"], params["sigma"], params["rho"], path)
 
 
 def layout_page(lines_strokes, line_height: float | None = None):
@@ -141,6 +158,9 @@ def main(argv):
     if FLAGS.plot_attention:
         render.plot_attention(phis[0], lines[0], strokes[0], FLAGS.plot_attention)
         logging.info("wrote the attention figure to %s", FLAGS.plot_attention)
+    if FLAGS.plot_density:
+        write_density(model, strokes[0], lines[0], FLAGS.plot_density)
+        logging.info("wrote the density figure to %s", FLAGS.plot_density)
 
 
 if __name__ == "__main__":

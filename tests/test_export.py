@@ -56,7 +56,9 @@ def test_loads_in_a_fresh_process_without_hwtf(exported, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["modules"] == [], "loading needs neither hwtf nor TFP"
-    assert {"generate", "generate_primed", "serving_default", "log_prob", "config"} <= set(result["signatures"])
+    assert {"generate", "generate_primed", "serving_default", "log_prob", "mixture", "config"} <= set(
+        result["signatures"]
+    )
     t = result["shapes"]["strokes"][1]
     assert result["shapes"] == {"strokes": [2, t, 3], "lengths": [2], "phi": [2, t, 11]}
     assert max(result["lengths"]) == t <= 300
@@ -142,6 +144,19 @@ def test_log_prob_signature_matches_training_nll(loaded, exported):
     want = nll(model, batch)
     np.testing.assert_allclose(-out["log_prob"].numpy().sum(), want["nll_sum"].numpy(), rtol=1e-5)
     assert out["points"].numpy().tolist() == [29, 19]
+
+
+def test_mixture_signature_gives_the_next_offset_distribution_in_data_units(loaded, exported):
+    _, config = exported
+    strokes = np.random.default_rng(1).normal(size=(2, 12, 3)).astype(np.float32) * 20
+    strokes[..., 2] = strokes[..., 2] > 10
+    out = loaded.mixture(strokes=tf.constant(strokes), lengths=tf.constant([12, 7]), text=tf.constant(["ab", "c"]))
+    out = {k: v.numpy() for k, v in out.items()}
+    assert out["weights"].shape == (2, 12, 4) and out["mu"].shape == (2, 12, 4, 2)
+    np.testing.assert_allclose(out["weights"][0].sum(-1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(out["weights"][1, 7:], 0.0)
+    assert np.all(out["sigma"][0] >= 1e-3 * min(config.normalizer["std"]))
+    assert np.all(np.abs(out["rho"]) < 1) and np.all((out["pen_up"] >= 0) & (out["pen_up"] <= 1))
 
 
 def test_eight_threads_share_one_loaded_model(loaded):

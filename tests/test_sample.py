@@ -28,7 +28,8 @@ def _sample(model_dir, *args):
 def test_svg_has_one_path_per_stroke_and_png_is_written(model_dir, tmp_path):
     svg = tmp_path / "hello.svg"
     proc = _sample(model_dir, "--text=hello world, again and again", "--width=12", f"--out={svg}",
-                   f"--plot_attention={tmp_path / 'phi.png'}", "--seed=3")
+                   f"--plot_attention={tmp_path / 'phi.png'}", f"--plot_density={tmp_path / 'density.png'}",
+                   "--seed=3")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "wrote 3 line(s)" in proc.stderr
     assert "outside the model's alphabet" in proc.stderr and "','" in proc.stderr
@@ -36,6 +37,7 @@ def test_svg_has_one_path_per_stroke_and_png_is_written(model_dir, tmp_path):
     paths = list(root.iter("{http://www.w3.org/2000/svg}path"))
     assert len(paths) > 3 and all(p.get("d").startswith("M") for p in paths)
     assert (tmp_path / "phi.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "density.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     png = tmp_path / "hello.png"
     proc = _sample(model_dir, "--text=hello", f"--out={png}")
     assert proc.returncode == 0, proc.stderr[-2000:]
