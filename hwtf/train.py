@@ -236,7 +236,7 @@ def main(argv):
     from hwtf import summaries
     from hwtf.data import dataset as dataset_lib
     from hwtf.data import strokes as strokes_lib
-    from hwtf.model import ModelConfig
+    from hwtf.model import ModelConfig, sample_loop
 
     strategy = make_strategy(FLAGS.strategy, FLAGS.cpu_devices)
     replicas = strategy.num_replicas_in_sync
@@ -317,9 +317,6 @@ def main(argv):
         return trainer.evaluate(strategy.experimental_distribute_dataset(valid_ds))
 
     writer = tf.summary.create_file_writer(os.path.join(FLAGS.train_dir, "tensorboard"))
-    config.save(config_path)
-
-    from hwtf.model import sample_loop
 
     # Compiled once: an eager sampling loop would be several times slower.
     sampler = tf.function(lambda *args: sample_loop(model, 1, *args))
