@@ -1,24 +1,46 @@
-"""`python -m hwtf.sample`: text in, handwriting out (SVG or PNG).
+"""`python -m hwtf.sample`: text in, handwriting out (SVG, PNG, InkML or JSON).
 
     python -m hwtf.sample --text="hello world" --out=hello.svg
     python -m hwtf.sample --text="$(cat letter.txt)" --width=40 --bias=1 --out=page.png
-    python -m hwtf.sample --text="in my hand" --style=mine.json --out=mine.png
+    python -m hwtf.sample --text="in my hand" --style_file=mine.inkml --style_text="what I wrote" --out=mine.png
 
 The model is a SavedModel exported by `hwtf.train` (default: the shipped
 demo model). Long texts are wrapped at `--width` characters and laid out as a
 page, one generated line per text line. Characters outside the model's
 alphabet are written as its unknown character, with a warning naming them.
+`--out=page.inkml` or `--out=page.json` writes the ink itself (`hwtf.inkml`),
+with the text as its truth annotation.
+
+Writing in your own hand (Graves 2013, section 5.5): `--style_file` is one
+line of your handwriting, as InkML or as hwtf's JSON form (`hwtf.inkml`), and
+`--style_text` what it says (else the file's truth annotation / "text"). The
+model reads it, then writes `--text` on in the same hand. Your ink is first
+brought to the training data's scale and density (`normalise_style`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import textwrap
 
 from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
+
+# The training data's points per character: IAM-OnDB and the synthetic set
+# both have about 22 (README, "Data"). With the normalizer's mean dx (the x
+# advance per point) it gives the training data's character width.
+POINTS_PER_CHAR = 22.0
+# The training data's median pen-down step over the root mean square of the
+# normalizer's std (dx, dy): 18.2 / 31.4 = 0.58 on the synthetic set. The std
+# is over all offsets, pen-up jumps included, so the ratio is a property of
+# handwriting at IAM-OnDB density rather than an identity.
+STEP_PER_STD = 0.58
+# A style whose median step (after scaling) is off the training data's by more
+# than this factor, either way, is resampled along each stroke.
+RESAMPLE_FACTOR = 1.5
+MIN_STYLE_POINTS = 10
+MIN_STYLE_STROKES = 2
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models", "synthetic-demo")
 
@@ -30,8 +52,11 @@ def define_flags() -> None:
     flags.DEFINE_string("text", "hello world", "Text to write.")
     flags.DEFINE_float("bias", 0.5, "Sampling bias (Graves 5.4): 0 = as trained, larger = neater.")
     flags.DEFINE_integer("seed", 0, "Random seed; the same seed writes the same strokes.")
-    flags.DEFINE_string("style", None, "Priming line: a JSON file {\"text\": ..., \"strokes\": [[[x, y], ...], ...]} (y up).")
-    flags.DEFINE_string("out", "handwriting.svg", "Output file: .svg or .png.")
+    flags.DEFINE_string("style_file", None, "A line of your handwriting to write in the style of: .inkml, or JSON "
+                        "{\"text\": ..., \"strokes\": [[[x, y], ...], ...]} with y up (see hwtf.inkml).")
+    flags.DEFINE_alias("style", "style_file")
+    flags.DEFINE_string("style_text", None, "What --style_file says (default: its truth annotation or \"text\").")
+    flags.DEFINE_string("out", "handwriting.svg", "Output file: .svg or .png picture, or .inkml or .json ink.")
     flags.DEFINE_integer("width", 60, "Wrap the text into lines of at most this many characters.")
     flags.DEFINE_integer("steps_per_char", 40, "Bound on points per character (max_steps = this x characters + 40).")
     flags.DEFINE_string("plot_attention", None, "Also write the attention figure (phi over time) of the first line here (.png).")
@@ -40,21 +65,101 @@ def define_flags() -> None:
     flags.DEFINE_string("colour", "black", "Stroke colour.")
 
 
-def load_style(path: str):
-    """A priming line from JSON: `(text, offsets [P, 3])` in the data's units."""
+def _resample(stroke, spacing: float):
+    """A stroke `[n, 2]` resampled at equal arc-length `spacing`, ends kept."""
+    import numpy as np
+
+    steps = np.hypot(*np.diff(stroke, axis=0).T)  # [n - 1]
+    stroke = stroke[np.concatenate([[True], steps > 0])]  # repeated points add nothing
+    if len(stroke) < 2:
+        return stroke
+    arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(stroke, axis=0).T))])  # [n]
+    at = np.linspace(0.0, arc[-1], max(2, int(round(arc[-1] / spacing)) + 1))
+    return np.stack([np.interp(at, arc, stroke[:, 0]), np.interp(at, arc, stroke[:, 1])], 1).astype(np.float32)
+
+
+def normalise_style(strokes, text: str | None, config):
+    """Brings a line of the user's ink to the training data's scale and density.
+
+    The rule (all training figures come from the model's normalizer, the one
+    source of truth, and two constants of this module):
+
+    1. Size: the ink is scaled, x and y alike (slant and proportions are
+       kept), so that its width per character, `x extent / len(text)`, is the
+       training data's, `POINTS_PER_CHAR x mean dx`.
+    2. Density: the training data's typical (median) pen-down step is
+       `STEP_PER_STD x rms(std dx, std dy)`. When the scaled ink's median step
+       is more than `RESAMPLE_FACTOR` times larger or smaller (a tablet that
+       samples densely, a web canvas that samples sparsely, repeated points),
+       each stroke is resampled at that step along its arc length; otherwise
+       the points are kept as written, speed variations and all.
+
+    Args:
+      strokes: the ink, float `[n_i, 2]` per stroke, y up, any units.
+      text: what it says.
+      config: the model's `ModelConfig` (alphabet and normalizer).
+
+    Returns:
+      `(text, offsets [P, 3])`, offsets in the training data's units.
+
+    Raises:
+      ValueError: no text, characters outside the model's alphabet (named),
+        fewer than `MIN_STYLE_STROKES` strokes or `MIN_STYLE_POINTS` points, no
+        width.
+    """
     import numpy as np
 
     from hwtf.data.strokes import strokes_to_offsets
 
-    with open(path) as f:
-        data = json.load(f)
-    if not isinstance(data, dict) or "strokes" not in data or not data.get("text", "").strip():
-        raise ValueError(f"{path}: a style needs 'text' (non-empty) and 'strokes'")
-    strokes = [np.asarray(s, np.float32).reshape(-1, 2) for s in data["strokes"]]
+    text = (text or "").strip()
+    if not text:
+        raise ValueError("a style needs 'text', what the ink says: give --style_text, a truth annotation "
+                         "(InkML) or \"text\" (JSON)")
+    unknown = config.alphabet_lib.unknown_chars(text)
+    if unknown:
+        raise ValueError(f"the style's text {text!r} has characters outside the model's alphabet: "
+                         f"{', '.join(map(repr, unknown))} (the model knows {config.alphabet!r})")
+    strokes = [np.asarray(s, np.float32).reshape(-1, 2) for s in strokes]
+    strokes = [s for s in strokes if len(s)]
+    points = sum(len(s) for s in strokes)
+    if len(strokes) < MIN_STYLE_STROKES or points < MIN_STYLE_POINTS:
+        raise ValueError(
+            f"a style needs at least {MIN_STYLE_STROKES} strokes and {MIN_STYLE_POINTS} points, got "
+            f"{len(strokes)} stroke(s) and {points} point(s) (a line of writing lifts the pen between letters or words)"
+        )
+    width = float(np.ptp(np.concatenate(strokes)[:, 0]))
+    normalizer = config.normalizer_lib
+    if not width > 0:
+        raise ValueError("the style's ink has no width (all points at one x)")
+    if not normalizer.mean[0] > 0:
+        raise ValueError(f"the model's normalizer has mean dx {normalizer.mean[0]}; a left-to-right hand has > 0")
+    scale = POINTS_PER_CHAR * normalizer.mean[0] / (width / len(text))
+    strokes = [s * np.float32(scale) for s in strokes]
+    step = STEP_PER_STD * float(np.sqrt(np.mean(np.square(normalizer.std))))
+    steps = np.concatenate([np.hypot(*np.diff(s, axis=0).T) for s in strokes])
+    median = float(np.median(steps)) if len(steps) else 0.0
+    resample = not step / RESAMPLE_FACTOR <= median <= step * RESAMPLE_FACTOR
+    if resample:
+        strokes = [_resample(s, step) for s in strokes]
     offsets = strokes_to_offsets(strokes)
-    if len(offsets) < 10 or len(strokes) < 2:
-        raise ValueError(f"{path}: a style needs at least 2 strokes and 10 points, got {len(strokes)} and {len(offsets)}")
-    return data["text"], offsets
+    logging.info(
+        "style %r: scaled by %.3g; median step %.1f against the training data's %.1f: %s; %d points, %.1f a character",
+        text, scale, median, step, "resampled" if resample else "kept", len(offsets), len(offsets) / len(text),
+    )
+    return text, offsets
+
+
+def load_style(path: str, config, text: str | None = None):
+    """A priming line from an InkML or JSON file (`hwtf.inkml.read_ink`),
+    normalised for the model (`normalise_style`): `(text, offsets [P, 3])`.
+    `text` (what the ink says) overrides the file's own."""
+    from hwtf import inkml
+
+    strokes, file_text = inkml.read_ink(path)
+    try:
+        return normalise_style(strokes, text or file_text, config)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
 
 
 def write(model, lines: list[str], bias: float, seed: int, steps_per_char: int, style=None):
@@ -125,14 +230,14 @@ def main(argv):
     del argv
     import tensorflow as tf
 
-    from hwtf import render
+    from hwtf import inkml, render
     from hwtf.model import ModelConfig
 
     if not os.path.isdir(FLAGS.model):
         raise app.UsageError(f"--model={FLAGS.model}: no such SavedModel directory")
     ext = os.path.splitext(FLAGS.out)[1].lower()
-    if ext not in (".svg", ".png"):
-        raise app.UsageError(f"--out={FLAGS.out}: expected a .svg or .png file")
+    if ext not in (".svg", ".png", ".inkml", ".json"):
+        raise app.UsageError(f"--out={FLAGS.out}: expected a .svg or .png picture, or .inkml or .json ink")
     model = tf.saved_model.load(FLAGS.model)
     config = ModelConfig.from_json(model.config()["config"].numpy().decode())
     if config.model != "synthesis":
@@ -142,9 +247,9 @@ def main(argv):
     if unknown:
         logging.warning("characters outside the model's alphabet, written as 'unknown': %r", unknown)
     try:
-        style = load_style(FLAGS.style) if FLAGS.style else None
+        style = load_style(FLAGS.style_file, config, FLAGS.style_text) if FLAGS.style_file else None
     except (OSError, ValueError) as e:
-        raise app.UsageError(f"--style: {e}") from e
+        raise app.UsageError(f"--style_file: {e}") from e
 
     strokes, phis = write(model, lines, FLAGS.bias, FLAGS.seed, FLAGS.steps_per_char, style)
     page = layout_page(strokes)
@@ -152,6 +257,10 @@ def main(argv):
         raise app.UsageError("nothing was written (empty text?)")
     if ext == ".svg":
         render.strokes_to_svg(page, FLAGS.out, stroke_width=FLAGS.stroke_width, colour=FLAGS.colour)
+    elif ext == ".inkml":
+        inkml.write_inkml(page, FLAGS.out, text=FLAGS.text)
+    elif ext == ".json":
+        inkml.write_json(page, FLAGS.out, text=FLAGS.text)
     else:
         render.save_png(page, FLAGS.out, linewidth=FLAGS.stroke_width, colour=FLAGS.colour)
     logging.info("wrote %d line(s) to %s", len(lines), FLAGS.out)
