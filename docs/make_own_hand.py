@@ -1,0 +1,76 @@
+"""Renders `docs/own_hand.png`: the model writing on in someone's own hand.
+
+    python docs/make_own_hand.py [--model=runs/quickstart/export] [--ink_dir=/tmp/hwtf-own-hand]
+
+The ink is made here, not borrowed: for each of two writers, a line of the
+synthetic set's generator (`hwtf.data.synthetic.write`) is shrunk to screen
+pixels and sampled densely, as a tablet would give it, and saved as InkML
+with its text as truth annotation (in `--ink_dir`). Then exactly what
+`python -m hwtf.sample --style_file=... --text=...` does: the file is read
+(`hwtf.inkml`), brought to the training scale (`hwtf.sample.normalise_style`),
+primes the model, and the model writes a new text. The picture shows each
+writer's ink (as the model reads it) above what the model wrote in that hand,
+all at one scale.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags, logging
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import numpy as np  # noqa: E402
+
+from hwtf import inkml, render  # noqa: E402
+from hwtf.data import synthetic  # noqa: E402
+from hwtf.data.strokes import offsets_to_strokes  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", os.path.join(REPO, "runs", "quickstart", "export"), "Exported synthesis model.")
+flags.DEFINE_string("style_text", "a line in my own hand", "What the writers' ink says.")
+flags.DEFINE_string("text", "the model writes on in it", "What the model writes in each hand.")
+flags.DEFINE_multi_integer("writer_seeds", [11, 4], "Seeds of the synthetic writers (one row pair each).")
+flags.DEFINE_integer("seed", 1, "Sampling seed.")
+flags.DEFINE_float("bias", 2.0, "Sampling bias (neater than as trained: the quickstart model is small).")
+flags.DEFINE_string("ink_dir", "/tmp/hwtf-own-hand", "Where the writers' InkML files go.")
+flags.DEFINE_string("out", os.path.join(REPO, "docs", "own_hand.png"), "The picture.")
+
+
+def tablet_ink(text: str, seed: int) -> list[np.ndarray]:
+    """A line in writer `seed`'s hand, in screen pixels (about 20 px a
+    character) and sampled every pixel, as a tablet or web canvas gives it."""
+    from hwtf.sample import _resample
+
+    strokes = synthetic.write(text, np.random.default_rng(seed))
+    return [_resample(s * 0.12, 1.0) for s in strokes]
+
+
+def main(argv):
+    del argv
+    import tensorflow as tf
+
+    from hwtf.model import ModelConfig
+    from hwtf.sample import load_style, write
+
+    model = tf.saved_model.load(FLAGS.model)
+    config = ModelConfig.from_json(model.config()["config"].numpy().decode())
+    os.makedirs(FLAGS.ink_dir, exist_ok=True)
+    rows = []
+    for writer in FLAGS.writer_seeds:
+        path = os.path.join(FLAGS.ink_dir, f"writer-{writer}.inkml")
+        inkml.write_inkml(tablet_ink(FLAGS.style_text, writer), path, text=FLAGS.style_text)
+        style = load_style(path, config)  # the text comes from the file's truth annotation
+        strokes, _ = write(model, [FLAGS.text], FLAGS.bias, FLAGS.seed, 40, style)
+        rows.append((f"your ink ({os.path.basename(path)}): {style[0]}", offsets_to_strokes(style[1])))
+        rows.append((f"the model, in that hand: {FLAGS.text}", strokes[0]))
+        logging.info("writer %d: %d style points, %d written", writer, len(style[1]), sum(map(len, strokes[0])))
+    render.render_lines_png(rows, FLAGS.out, width_px=900, linewidth=1.2)
+    logging.info("wrote %s (InkML in %s)", FLAGS.out, FLAGS.ink_dir)
+
+
+if __name__ == "__main__":
+    app.run(main)
