@@ -43,10 +43,10 @@ flags.DEFINE_string("out", os.path.join(REPO, "docs", "own_hand.png"), "The pict
 def tablet_ink(text: str, seed: int) -> list[np.ndarray]:
     """A line in writer `seed`'s hand, in screen pixels (about 20 px a
     character) and sampled every pixel, as a tablet or web canvas gives it."""
-    from hwtf.sample import _resample
+    from hwtf.sample import resample_stroke
 
     strokes = synthetic.write(text, np.random.default_rng(seed))
-    return [_resample(s * 0.12, 1.0) for s in strokes]
+    return [resample_stroke(s * 0.12, 1.0) for s in strokes]
 
 
 def main(argv):

@@ -9,7 +9,8 @@ InkML (https://www.w3.org/TR/InkML/) counts y downwards, like a screen;
 `read_inkml` and `write_inkml` flip it. What is read:
 
 - `<trace>` elements anywhere under `<ink>`, nested `<traceGroup>`s included,
-  in document order; one stroke each (empty traces are skipped);
+  in document order; one stroke each (empty traces and `type="penUp"`
+  hover traces are skipped);
 - the channels of a `<traceFormat>` (declared in `<definitions>`, a
   `<context>` or directly in `<ink>`), in their declared order (`Y X T` is
   fine); X and Y are kept, any other channel (T, F, ...) is read and ignored;
@@ -212,6 +213,8 @@ def read_inkml(source: PathOrBytes) -> tuple[list[np.ndarray], str | None]:
     if not traces:
         raise ValueError(f"{name}: no <trace> elements")
     for index, trace in enumerate(traces):
+        if trace.get("type") == "penUp":  # the pen hovering: not ink
+            continue
         label = repr(trace.get(XML_ID)) if trace.get(XML_ID) else f"#{index}"
         context = (trace.get("contextRef") or "").lstrip("#")
         channels, regular = contexts.get(context, default)

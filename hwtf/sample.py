@@ -65,8 +65,10 @@ def define_flags() -> None:
     flags.DEFINE_string("colour", "black", "Stroke colour.")
 
 
-def _resample(stroke, spacing: float):
-    """A stroke `[n, 2]` resampled at equal arc-length `spacing`, ends kept."""
+def resample_stroke(stroke: "np.ndarray", spacing: float) -> "np.ndarray":
+    """A stroke `[n, 2]` resampled at equal arc-length `spacing` (ends kept,
+    repeated points dropped): `[m, 2]`, m = round(length / spacing) + 1, at
+    least 2; a stroke without length stays one point."""
     import numpy as np
 
     steps = np.hypot(*np.diff(stroke, axis=0).T)  # [n - 1]
@@ -140,7 +142,7 @@ def normalise_style(strokes, text: str | None, config):
     median = float(np.median(steps)) if len(steps) else 0.0
     resample = not step / RESAMPLE_FACTOR <= median <= step * RESAMPLE_FACTOR
     if resample:
-        strokes = [_resample(s, step) for s in strokes]
+        strokes = [resample_stroke(s, step) for s in strokes]
     offsets = strokes_to_offsets(strokes)
     logging.info(
         "style %r: scaled by %.3g; median step %.1f against the training data's %.1f: %s; %d points, %.1f a character",

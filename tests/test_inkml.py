@@ -60,6 +60,7 @@ def test_channel_order_time_channel_and_nested_trace_groups():
     <traceGroup><traceGroup><trace>50 5 20</trace></traceGroup></traceGroup>
   </traceGroup>
   <trace>60 6 25, 70 7 30</trace>
+  <trace type="penUp">80 8 35, 90 9 40</trace>
 </ink>"""
     strokes, text = inkml.read_inkml(document.encode())
     assert text == "ab"

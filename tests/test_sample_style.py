@@ -12,7 +12,7 @@ from hwtf import inkml
 from hwtf.data import synthetic
 from hwtf.data.strokes import strokes_to_offsets
 from hwtf.model import ModelConfig
-from hwtf.sample import POINTS_PER_CHAR, STEP_PER_STD, _resample, load_style, normalise_style
+from hwtf.sample import POINTS_PER_CHAR, STEP_PER_STD, load_style, normalise_style, resample_stroke
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEXT = "a quick fox."
@@ -41,7 +41,7 @@ def _median_step(offsets):
 def test_style_is_brought_to_the_training_scale_and_density(config, scale, density):
     strokes = _ink(scale)
     if density > 1:  # a tablet sampling `density` times more densely
-        strokes = [_resample(s, 18 * scale / density) for s in strokes]
+        strokes = [resample_stroke(s, 18 * scale / density) for s in strokes]
     elif density < 1:  # a canvas sampling sparsely
         strokes = [s[:: int(1 / density)] for s in strokes]
     text, offsets = normalise_style(strokes, " " + TEXT + " ", config)
