@@ -1,6 +1,6 @@
 """Renders `docs/own_hand.png`: the model writing on in someone's own hand.
 
-    python docs/make_own_hand.py [--model=runs/quickstart/export] [--ink_dir=/tmp/hwtf-own-hand]
+    python docs/make_own_hand.py [--model=saved_models/synthetic-demo] [--ink_dir=/tmp/hwtf-own-hand]
 
 The ink is made here, not borrowed: for each of two writers, a line of the
 synthetic set's generator (`hwtf.data.synthetic.write`) is shrunk to screen
@@ -35,7 +35,7 @@ flags.DEFINE_string("style_text", "a line in my own hand", "What the writers' in
 flags.DEFINE_string("text", "the model writes on in it", "What the model writes in each hand.")
 flags.DEFINE_multi_integer("writer_seeds", [11, 4], "Seeds of the synthetic writers (one row pair each).")
 flags.DEFINE_integer("seed", 1, "Sampling seed.")
-flags.DEFINE_float("bias", 2.0, "Sampling bias (neater than as trained: the quickstart model is small).")
+flags.DEFINE_float("bias", 1.0, "Sampling bias (a little neater than as trained).")
 flags.DEFINE_string("ink_dir", "/tmp/hwtf-own-hand", "Where the writers' InkML files go.")
 flags.DEFINE_string("out", os.path.join(REPO, "docs", "own_hand.png"), "The picture.")
 

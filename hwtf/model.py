@@ -70,6 +70,7 @@ class ModelConfig:
         fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             f.write(self.to_json())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; this is no secret
         os.replace(tmp, path)
 
     @classmethod

@@ -264,7 +264,7 @@ def main(argv):
     elif ext == ".json":
         inkml.write_json(page, FLAGS.out, text=FLAGS.text)
     else:
-        render.save_png(page, FLAGS.out, linewidth=FLAGS.stroke_width, colour=FLAGS.colour)
+        render.save_png(page, FLAGS.out, height_px=120 * len(lines) + 40, linewidth=FLAGS.stroke_width, colour=FLAGS.colour)
     logging.info("wrote %d line(s) to %s", len(lines), FLAGS.out)
     if FLAGS.plot_attention:
         render.plot_attention(phis[0], lines[0], strokes[0], FLAGS.plot_attention)
