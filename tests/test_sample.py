@@ -75,3 +75,29 @@ def test_bad_arguments_are_named(model_dir, tmp_path):
     assert proc.returncode != 0 and "expected a .svg or .png" in proc.stderr
     proc = _sample(str(tmp_path / "nope"), "--text=x")
     assert proc.returncode != 0 and "no such SavedModel" in proc.stderr
+
+
+def test_shipped_demo_model_is_the_default_and_serves(tmp_path):
+    from hwtf.sample import DEFAULT_MODEL
+
+    assert os.path.isfile(os.path.join(DEFAULT_MODEL, "saved_model.pb"))
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    show = subprocess.run([cli, "show", "--all", "--dir", DEFAULT_MODEL], capture_output=True, text=True, timeout=300)
+    assert show.returncode == 0, show.stderr[-2000:]
+    for name in ("generate", "generate_primed", "log_prob", "mixture", "config"):
+        assert f"signature_def['{name}']" in show.stdout
+    run = subprocess.run(
+        [cli, "run", "--dir", DEFAULT_MODEL, "--tag_set", "serve", "--signature_def", "generate",
+         "--input_exprs", 'text=["hello"];bias=1.0;seed=1;max_steps=400', "--outdir", str(tmp_path), "--overwrite"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    lengths = np.load(tmp_path / "lengths.npy", allow_pickle=False)
+    assert 20 < lengths[0] < 400  # a trained model stops after the text, well before the bound
+    svg = tmp_path / "hello.svg"
+    proc = subprocess.run(
+        [sys.executable, "-m", "hwtf.sample", "--text=hello world", f"--out={svg}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(list(etree.parse(str(svg)).getroot().iter("{http://www.w3.org/2000/svg}path"))) > 3
