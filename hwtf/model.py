@@ -146,9 +146,10 @@ class HandwritingModel(keras.Model):
             "state": result["state"],
         }
 
-    def step(self, x, state: StackState, chars_onehot=None, char_mask=None):
-        """One step: `x [B, 3]` -> `(head [B, 1+6M], state, phi [B, U])`."""
-        outputs, state, phi = self.stack.step(x, state, chars_onehot, char_mask)
+    def step(self, x, state: StackState, chars_onehot=None, char_mask=None, weights=None):
+        """One step: `x [B, 3]` -> `(head [B, 1+6M], state, phi [B, U])`;
+        `weights` from `stack.step_weights()` when stepping in a loop."""
+        outputs, state, phi = self.stack.step(x, state, chars_onehot, char_mask, weights)
         return self.head(outputs), state, phi
 
     def get_config(self):
@@ -282,8 +283,10 @@ def sample_loop(
     xs = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, 3])
     phis = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, None])
 
+    weights = model.stack.step_weights()  # once, not at every step
+
     def body(t, x, state, done, lengths, xs, phis):
-        head, state, phi = model.step(x, state, chars_onehot, char_mask)
+        head, state, phi = model.step(x, state, chars_onehot, char_mask, weights)
         params = distributions.split_head(head, bias)
         x = distributions.sample(params, tf.random.experimental.stateless_fold_in(seed, t))
         active = tf.logical_not(done)
@@ -325,8 +328,10 @@ def prime_state(model: HandwritingModel, offsets, lengths, chars_onehot=None, ch
     batch = tf.shape(offsets)[0]
     state = model.stack.initial_state(batch)
 
+    weights = model.stack.step_weights()
+
     def body(t, state):
-        _, new_state, _ = model.step(offsets[:, t], state, chars_onehot, char_mask)
+        _, new_state, _ = model.step(offsets[:, t], state, chars_onehot, char_mask, weights)
         active = t < lengths
         state = tf.nest.map_structure(
             lambda new, old: tf.where(active[:, None], new, old), new_state, state

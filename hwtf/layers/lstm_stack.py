@@ -403,33 +403,46 @@ class LSTMStack(keras.layers.Layer):
 
     # -- one step -----------------------------------------------------------
 
-    def step(self, x, state: StackState, chars_onehot=None, char_mask=None):
+    def step_weights(self) -> tuple:
+        """The weights of `step`, cast and concatenated once, outside the
+        sampling loop: first layer `(x_kernel, recurrent, bias)`, then per
+        upper layer `(kernel, bias)` with the input and recurrent kernels
+        stacked, so that each layer is one matmul a step."""
+        dtype = self.compute_dtype
+        x_kernel, recurrent = self._first_layer_weights(dtype)
+        upper = tuple(
+            (
+                tf.concat([tf.cast(self.kernels[n], dtype), tf.cast(self.recurrent_kernels[n], dtype)], 0),
+                tf.cast(self.biases[n], dtype),
+            )
+            for n in range(1, self.lstm_layers)
+        )
+        return (x_kernel, recurrent, tf.cast(self.biases[0], dtype)), upper
+
+    def step(self, x, state: StackState, chars_onehot=None, char_mask=None, weights=None):
         """One step for sampling.
 
         Args:
           x: `[B, 3]` the current offset.
           state: the previous `StackState`.
           chars_onehot, char_mask: from `encode_chars` (synthesis only).
+          weights: `step_weights()`, computed once before a loop of steps.
 
         Returns:
           `(outputs [B, L*H], state, phi [B, U])`; `phi` is not masked (see
           `GaussianWindow.call`), `[B, 0]` for the prediction stack.
         """
-        dtype = self.compute_dtype
+        (x_kernel, recurrent, bias), upper = weights or self.step_weights()
+        dtype = x_kernel.dtype
         x = tf.cast(x, dtype)
-        x_kernel, recurrent = self._first_layer_weights(dtype)
-        x_proj = tf.matmul(x, x_kernel) + tf.cast(self.biases[0], dtype)
+        x_proj = tf.matmul(x, x_kernel) + bias
         h, c, kappa, w, phi = self._first_step(
             x_proj, state.h[0], state.c[0], state.kappa, state.w, recurrent, chars_onehot, char_mask
         )
         hs, cs, below = [h], [c], h
-        for n in range(1, self.lstm_layers):
-            inputs = tf.concat([x, tf.cast(w, dtype), tf.cast(below, dtype)], -1)
-            z = (
-                tf.matmul(inputs, tf.cast(self.kernels[n], dtype))
-                + tf.matmul(tf.cast(state.h[n], dtype), tf.cast(self.recurrent_kernels[n], dtype))
-                + tf.cast(self.biases[n], dtype)
-            )
+        for n, (kernel, bias) in enumerate(upper, start=1):
+            inputs = tf.concat([x, tf.cast(w, dtype), tf.cast(below, dtype), tf.cast(state.h[n], dtype)], -1)
+            z = tf.matmul(inputs, kernel) + bias
             below, c_n = _lstm_update(tf.cast(z, tf.float32), state.c[n])
             hs.append(below)
             cs.append(c_n)
