@@ -229,7 +229,6 @@ class Trainer:
 def main(argv):
     del argv
     import keras
-    import numpy as np
     import tensorflow as tf
 
     from hwtf import export as export_lib
