@@ -4,12 +4,20 @@
     python -m hwtf.evaluate --model=runs/graves2013 --dataset=iamondb \
         --data_dir=PATH --split=testset_v --json
 
+    python -m hwtf.evaluate --legibility --model=saved_models/iamondb-synthesis \
+        --dataset=iamondb --data_dir=PATH --split=testset_v
+
 Prints the mean NLL in nats per line and per point over a split: the summed
 `-log p` of each line's offsets after the first (normalised offsets with the
 model's own statistics, pen-up term included), as in Graves (2013) table 3,
 whose synthesis network scores -1096.9 nats per line on IAM-OnDB's
 validation set. `--model` is an exported SavedModel (its `log_prob`
 signature) or a training directory (its best checkpoint, else its latest).
+
+`--legibility` instead writes the split's texts with an exported model at
+each of `--biases`, reads them with Tesseract and prints the character error
+rate beside that of the split's real ink of the same texts, rendered the same
+way (`hwtf.legibility`).
 """
 
 from __future__ import annotations
@@ -33,6 +41,12 @@ def define_flags() -> None:
     flags.DEFINE_integer("batch_size", 16, "Lines per batch.")
     flags.DEFINE_integer("max_lines", 0, "Score only the first this many lines (0 = all).")
     flags.DEFINE_bool("json", False, "Print one JSON object.")
+    flags.DEFINE_bool("legibility", False, "Instead of the NLL, the character error rate of Tesseract reading "
+                      "the model's writing of the split's texts, beside real ink's (hwtf.legibility).")
+    flags.DEFINE_integer("legibility_lines", 32, "Texts to write for --legibility.")
+    flags.DEFINE_list("biases", ["0", "0.5", "1"], "Sampling biases for --legibility.")
+    flags.DEFINE_integer("seed", 0, "Sampling seed for --legibility.")
+    flags.DEFINE_string("legibility_dir", None, "Keep --legibility's rendered lines (PNG) here.")
 
 
 def _scorer(path: str):
@@ -122,6 +136,8 @@ def main(argv):
     data = dataset_lib.load(FLAGS.dataset, [split], FLAGS.data_dir, FLAGS.cache_dir)
     if FLAGS.max_lines:
         data = data.subset(range(min(FLAGS.max_lines, len(data))))
+    if FLAGS.legibility:
+        return _main_legibility(data, split)
     result = evaluate(FLAGS.model, data, FLAGS.batch_size)
     result.update(dataset=FLAGS.dataset, split=split, skipped=len(data.skipped))
     if FLAGS.json:
@@ -133,6 +149,32 @@ def main(argv):
             f"  NLL {result['nll_per_line']:.1f} nats/line, {result['nll_per_point']:.4f} nats/point"
             f"  (Graves 2013, synthesis on IAM-OnDB testset_v: -1096.9 nats/line)"
         )
+
+
+def _main_legibility(data, split: str) -> None:
+    from hwtf import legibility
+
+    if not os.path.exists(os.path.join(FLAGS.model, "saved_model.pb")):
+        raise app.UsageError(f"--legibility needs an exported SavedModel; --model={FLAGS.model} is not one")
+    try:
+        biases = [float(b) for b in FLAGS.biases]
+    except ValueError as e:
+        raise app.UsageError(f"--biases={','.join(FLAGS.biases)}: {e}") from e
+    try:
+        result = legibility.legibility(
+            FLAGS.model, data, FLAGS.legibility_lines, biases, FLAGS.seed, FLAGS.legibility_dir
+        )
+    except (legibility.TesseractMissing, ValueError) as e:
+        raise app.UsageError(str(e)) from e
+    result.update(dataset=FLAGS.dataset, split=split)
+    if FLAGS.json:
+        print(json.dumps(result))
+        return
+    print(f"{FLAGS.model} on {FLAGS.dataset}/{split}: Tesseract's character error rate over "
+          f"{result['lines']} lines ({result['chars']} characters), seed {FLAGS.seed}")
+    print(f"  real ink      CER {result['real']['cer']:.3f}")
+    for bias, out in result["generated"].items():
+        print(f"  bias {bias:<8} CER {out['cer']:.3f}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,110 @@
+"""Legibility: CER arithmetic, the fixed-scale rendering, and Tesseract
+reading real (synthetic) ink but not scrambled ink."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hwtf import legibility
+from hwtf.data import dataset
+from hwtf.data.strokes import offsets_to_strokes
+
+needs_tesseract = pytest.mark.skipif(
+    not legibility.tesseract_available(),
+    reason="tesseract with English data is not installed (Debian: tesseract-ocr tesseract-ocr-eng)",
+)
+
+
+def test_edit_distance_and_cer():
+    assert legibility.edit_distance("kitten", "sitting") == 3
+    assert legibility.edit_distance("", "abc") == 3
+    assert legibility.edit_distance("abc", "abc") == 0
+    # White space runs count as one space; case counts.
+    assert legibility.character_error_rate(["the  cat\n"], ["the cat"]) == 0.0
+    assert legibility.character_error_rate(["The cat", "dog"], ["the cat", "dig"]) == pytest.approx(2 / 10)
+    with pytest.raises(ValueError, match="2 readings for 1 texts"):
+        legibility.character_error_rate(["a", "b"], ["a"])
+
+
+def test_scale_comes_from_the_data_and_bad_scale_is_refused():
+    assert legibility.pixels_per_unit(2.0) == pytest.approx(legibility.CHAR_WIDTH_PX / (legibility.POINTS_PER_CHAR * 2.0))
+    with pytest.raises(ValueError, match="mean x advance"):
+        legibility.pixels_per_unit(0.0)
+
+
+def test_render_line_is_the_ink_at_a_fixed_scale(tmp_path):
+    from matplotlib import image
+
+    strokes = [np.array([[0.0, 0.0], [100.0, 50.0]]), np.array([[150.0, 0.0], [200.0, 0.0]])]
+    path = str(tmp_path / "line.png")
+    legibility.render_line(strokes, path, scale=2.0)
+    pixels = image.imread(path)
+    m = legibility.MARGIN_PX
+    assert pixels.shape[:2] == (100 + 2 * m, 400 + 2 * m)
+    dark = pixels[..., :3].mean(-1) < 0.5
+    rows, cols = np.nonzero(dark)
+    # Ink spans the strokes' box (give or take the pen's width), not the margins.
+    assert abs(cols.min() - m) <= 3 and abs(cols.max() - (400 + m)) <= 3
+    assert abs(rows.min() - m) <= 3 and abs(rows.max() - (100 + m)) <= 3
+    with pytest.raises(ValueError, match="too large"):
+        legibility.render_line([np.array([[0.0, 0.0], [1e6, 0.0]])], path, scale=1.0)
+
+
+def test_choose_lines_is_fixed_and_bounded():
+    data = dataset.load("synthetic", ["valid"], cache_dir="")
+    index = legibility.choose_lines(data, 5, min_chars=20, max_chars=40)
+    assert index == legibility.choose_lines(data, 5, min_chars=20, max_chars=40)
+    assert len(index) == 5 and all(20 <= len(" ".join(data.texts[i].split())) <= 40 for i in index)
+    with pytest.raises(ValueError, match="no line"):
+        legibility.choose_lines(data, 5, min_chars=500, max_chars=600)
+
+
+@needs_tesseract
+def test_tesseract_reads_real_ink_and_not_scrambled_ink(tmp_path):
+    data = dataset.load("synthetic", ["valid"], cache_dir="")
+    index = legibility.choose_lines(data, 6)
+    texts = [data.texts[i] for i in index]
+    scale = legibility.pixels_per_unit(float(np.mean(np.concatenate(data.offsets)[:, 0])))
+    real = [offsets_to_strokes(data.offsets[i]) for i in index]
+    readings = legibility.read_ink(real, scale, str(tmp_path))
+    assert legibility.character_error_rate(readings, texts) < 0.3, readings
+    # The same strokes, each moved to a random place: no longer writing.
+    rng = np.random.default_rng(0)
+    scrambled = []
+    for strokes in real:
+        box = np.ptp(np.concatenate(strokes), axis=0)
+        scrambled.append([s - s.mean(0) + rng.uniform(0, 1, 2) * box for s in strokes])
+    readings = legibility.read_ink(scrambled, scale)
+    assert legibility.character_error_rate(readings, texts) > 0.6, readings
+
+
+@needs_tesseract
+def test_evaluate_legibility_command(exported, tmp_path):
+    model_dir, _ = exported
+    out = subprocess.run(
+        [sys.executable, "-m", "hwtf.evaluate", "--legibility", f"--model={model_dir}", "--legibility_lines=3",
+         "--biases=0,2", f"--legibility_dir={tmp_path}", "--json", "--cache_dir="],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["lines"] == 3 and set(result["generated"]) == {"0", "2"}
+    assert len(result["real"]["readings"]) == 3
+    for r in [result["real"], *result["generated"].values()]:
+        assert 0.0 <= r["cer"]
+    assert len(os.listdir(tmp_path)) >= 3  # the real lines at least were kept
+    # An untrained model's scribbles are far less legible than real ink.
+    assert result["generated"]["0"]["cer"] > result["real"]["cer"]
+
+
+def test_evaluate_legibility_refuses_a_training_directory(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    out = subprocess.run(
+        [sys.executable, "-m", "hwtf.evaluate", "--legibility", f"--model={tmp_path}", "--cache_dir="],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode != 0 and "needs an exported SavedModel" in out.stderr
