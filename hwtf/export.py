@@ -215,8 +215,11 @@ def export(model: HandwritingModel, config: ModelConfig, export_dir: str) -> str
 
     Written to a sibling temporary folder first and moved into place, so an
     interrupted export never leaves a half-written model where one was.
+    A synthesis export also gets its built-in priming styles (`hwtf.styles`).
     """
     import shutil
+
+    from hwtf import styles
 
     module = HandwritingModule(model, config)
     if config.model == "synthesis":
@@ -233,6 +236,8 @@ def export(model: HandwritingModel, config: ModelConfig, export_dir: str) -> str
     shutil.rmtree(tmp, ignore_errors=True)
     tf.saved_model.save(module, tmp, signatures=signatures)
     config.save(os.path.join(tmp, CONFIG_FILE))
+    if config.model == "synthesis":
+        styles.save_styles(tmp, styles.make_styles(module))
     old = export_dir + ".old"
     shutil.rmtree(old, ignore_errors=True)
     if os.path.exists(export_dir):

@@ -2,6 +2,7 @@
 
     python -m hwtf.sample --text="hello world" --out=hello.svg
     python -m hwtf.sample --text="$(cat letter.txt)" --width=40 --bias=1 --out=page.png
+    python -m hwtf.sample --text="hello world" --style=2 --out=hello.png
     python -m hwtf.sample --text="in my hand" --style_file=mine.inkml --style_text="what I wrote" --out=mine.png
 
 The model is a SavedModel exported by `hwtf.train` (default: the shipped
@@ -11,7 +12,9 @@ alphabet are written as its unknown character, with a warning naming them.
 `--out=page.inkml` or `--out=page.json` writes the ink itself (`hwtf.inkml`),
 with the text as its truth annotation.
 
-Writing in your own hand (Graves 2013, section 5.5): `--style_file` is one
+`--style=N` writes in the model's built-in style N: a line the model wrote
+itself, stored beside it (`hwtf.styles`), which primes it (Graves 2013,
+section 5.5). Writing in your own hand: `--style_file` is one
 line of your handwriting, as InkML or as hwtf's JSON form (`hwtf.inkml`), and
 `--style_text` what it says (else the file's truth annotation / "text"). The
 model reads it, then writes `--text` on in the same hand. Your ink is first
@@ -54,7 +57,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("seed", 0, "Random seed; the same seed writes the same strokes.")
     flags.DEFINE_string("style_file", None, "A line of your handwriting to write in the style of: .inkml, or JSON "
                         "{\"text\": ..., \"strokes\": [[[x, y], ...], ...]} with y up (see hwtf.inkml).")
-    flags.DEFINE_alias("style", "style_file")
+    flags.DEFINE_integer("style", None, "Write in the model's built-in style N (hwtf.styles), 0 to 5.")
     flags.DEFINE_string("style_text", None, "What --style_file says (default: its truth annotation or \"text\").")
     flags.DEFINE_string("out", "handwriting.svg", "Output file: .svg or .png picture, or .inkml or .json ink.")
     flags.DEFINE_integer("width", 60, "Wrap the text into lines of at most this many characters.")
@@ -248,10 +251,21 @@ def main(argv):
     unknown = config.alphabet_lib.unknown_chars(FLAGS.text)
     if unknown:
         logging.warning("characters outside the model's alphabet, written as 'unknown': %r", unknown)
-    try:
-        style = load_style(FLAGS.style_file, config, FLAGS.style_text) if FLAGS.style_file else None
-    except (OSError, ValueError) as e:
-        raise app.UsageError(f"--style_file: {e}") from e
+    if FLAGS.style is not None and FLAGS.style_file:
+        raise app.UsageError("give --style (a built-in style) or --style_file (your ink), not both")
+    style = None
+    if FLAGS.style is not None:
+        from hwtf import styles
+
+        try:
+            style = styles.get_style(FLAGS.model, FLAGS.style)
+        except ValueError as e:
+            raise app.UsageError(f"--style={FLAGS.style}: {e}") from e
+    elif FLAGS.style_file:
+        try:
+            style = load_style(FLAGS.style_file, config, FLAGS.style_text)
+        except (OSError, ValueError) as e:
+            raise app.UsageError(f"--style_file: {e}") from e
 
     strokes, phis = write(model, lines, FLAGS.bias, FLAGS.seed, FLAGS.steps_per_char, style)
     page = layout_page(strokes)

@@ -58,15 +58,15 @@ def test_style_primes_the_model_and_bad_styles_are_refused(model_dir, tmp_path):
     strokes = [(np.cumsum(rng.normal(10, 5, size=(30, 2)), 0) + [200 * k, 0]).tolist() for k in range(3)]
     style = tmp_path / "style.json"
     style.write_text(json.dumps({"text": "abc", "strokes": strokes}))
-    proc = _sample(model_dir, "--text=in style", f"--style={style}", f"--out={tmp_path / 's.svg'}")
+    proc = _sample(model_dir, "--text=in style", f"--style_file={style}", f"--out={tmp_path / 's.svg'}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     short = tmp_path / "short.json"
     short.write_text(json.dumps({"text": "a", "strokes": [[[0, 0], [1, 1]]]}))
-    proc = _sample(model_dir, "--text=x", f"--style={short}", f"--out={tmp_path / 'x.svg'}")
+    proc = _sample(model_dir, "--text=x", f"--style_file={short}", f"--out={tmp_path / 'x.svg'}")
     assert proc.returncode != 0 and "at least 2 strokes" in proc.stderr
     textless = tmp_path / "textless.json"
     textless.write_text(json.dumps({"strokes": strokes}))
-    proc = _sample(model_dir, "--text=x", f"--style={textless}", f"--out={tmp_path / 'x.svg'}")
+    proc = _sample(model_dir, "--text=x", f"--style_file={textless}", f"--out={tmp_path / 'x.svg'}")
     assert proc.returncode != 0 and "needs 'text'" in proc.stderr
 
 
@@ -101,3 +101,38 @@ def test_shipped_demo_model_is_the_default_and_serves(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(list(etree.parse(str(svg)).getroot().iter("{http://www.w3.org/2000/svg}path"))) > 3
+
+
+def test_builtin_styles_ship_with_the_export_and_prime_the_model(model_dir, tmp_path):
+    from hwtf import styles
+
+    stored = styles.load_styles(model_dir)
+    assert len(stored) == styles.STYLE_COUNT
+    assert all(s["text"] == styles.STYLE_TEXT and len(s["offsets"]) > 10 for s in stored)
+    text, offsets = styles.get_style(model_dir, 1)
+    assert text == styles.STYLE_TEXT and offsets.shape[1] == 3
+    svgs = {}
+    for style in ("0", "1", "1"):
+        out = tmp_path / f"style{style}-{len(svgs)}.svg"
+        proc = _sample(model_dir, "--text=in style", f"--style={style}", "--seed=4", f"--out={out}")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        svgs[out.name] = out.read_text()
+    plain = tmp_path / "plain.svg"
+    assert _sample(model_dir, "--text=in style", "--seed=4", f"--out={plain}").returncode == 0
+    a, b, c = svgs.values()
+    assert b == c  # the same style and seed write the same ink
+    assert a != b and plain.read_text() not in (a, b)  # a style changes the ink
+    proc = _sample(model_dir, "--text=x", f"--style={styles.STYLE_COUNT}", f"--out={tmp_path / 'x.svg'}")
+    assert proc.returncode != 0 and f"has styles 0 to {styles.STYLE_COUNT - 1}" in proc.stderr
+    proc = _sample(model_dir, "--text=x", "--style=0", f"--style_file={tmp_path / 'x.json'}", f"--out={tmp_path / 'x.svg'}")
+    assert proc.returncode != 0 and "not both" in proc.stderr
+
+
+def test_a_model_without_styles_says_how_to_make_them(tmp_path):
+    from hwtf import styles
+
+    with pytest.raises(ValueError, match="python -m hwtf.styles"):
+        styles.get_style(str(tmp_path), 0)
+    (tmp_path / styles.STYLES_FILE).write_text(json.dumps({"version": 99}))
+    with pytest.raises(ValueError, match="not a version-1 styles file"):
+        styles.load_styles(str(tmp_path))

@@ -126,7 +126,7 @@ def test_cli_writes_inkml_and_json_and_refuses_bad_styles(exported, tmp_path):
     style_json = tmp_path / "mine.json"
     inkml.write_json(_ink(3.0), style_json)  # no text in the file: --style_text says it
     out = tmp_path / "page.json"
-    proc = _sample(model_dir, "--text=and on", f"--style={style_json}", f"--style_text={TEXT}", f"--out={out}",
+    proc = _sample(model_dir, "--text=and on", f"--style_file={style_json}", f"--style_text={TEXT}", f"--out={out}",
                    "--steps_per_char=10")
     assert proc.returncode == 0, proc.stderr[-2000:]
     strokes, text = inkml.read_json(out)

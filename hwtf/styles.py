@@ -1,0 +1,112 @@
+"""Built-in priming styles: records of a model's own handwriting.
+
+    python -m hwtf.styles --model=saved_models/iamondb-synthesis   # (re)write
+    python -m hwtf.sample --text="hello" --style=2 --out=hello.png
+
+A style is a line the model wrote itself, unprimed, with a fixed seed: its
+slant, size, spacing and letter shapes are one draw of the writers the model
+learned. `python -m hwtf.sample --style=N` primes the model with style N
+(Graves 2013, section 5.5) so that it writes on in that hand. The styles are
+stored beside the SavedModel as `styles.json` (offsets in the data's units,
+the text they say, the seed and bias), so they are the model's own ink, never
+the training data's, and ship with it. `hwtf.export` writes them for every
+synthesis export.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+
+STYLES_FILE = "styles.json"
+STYLES_VERSION = 1
+# Every lowercase letter, so that a primed model has seen the hand write each.
+STYLE_TEXT = "the quick brown fox jumps over the lazy dog"
+# Low enough for the variety of writers to show, high enough to keep each
+# hand steady (Graves's bias, section 5.4).
+STYLE_BIAS = 0.25
+STYLE_COUNT = 6
+MAX_STEPS_PER_CHAR = 40
+
+
+def make_styles(module, count: int = STYLE_COUNT, text: str = STYLE_TEXT, bias: float = STYLE_BIAS) -> list[dict]:
+    """`count` lines of `text` written by `module` (a loaded or in-memory
+    `HandwritingModule`) with seeds 0..count-1, as style records."""
+    import numpy as np
+    import tensorflow as tf
+
+    out = module.generate(
+        text=tf.constant([text] * count), bias=tf.constant(bias, tf.float32),
+        seed=tf.constant(0, tf.int64), max_steps=tf.constant(MAX_STEPS_PER_CHAR * len(text) + 40, tf.int32),
+    )
+    strokes, lengths = out["strokes"].numpy(), out["lengths"].numpy()
+    styles = []
+    for i in range(count):
+        offsets = np.round(strokes[i, : lengths[i]].astype(np.float64), 1)
+        styles.append({"text": text, "seed": 0, "row": i, "bias": bias, "offsets": offsets.tolist()})
+    return styles
+
+
+def save_styles(model_dir: str, styles: list[dict]) -> str:
+    """Writes `styles.json` into `model_dir` atomically."""
+    path = os.path.join(model_dir, STYLES_FILE)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump({"version": STYLES_VERSION, "styles": styles}, f, separators=(",", ":"))
+    os.replace(tmp, path)
+    return path
+
+
+def load_styles(model_dir: str) -> list[dict]:
+    """The styles stored beside a SavedModel; `[]` if it has none."""
+    path = os.path.join(model_dir, STYLES_FILE)
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    if data.get("version") != STYLES_VERSION or not isinstance(data.get("styles"), list):
+        raise ValueError(f"{path}: not a version-{STYLES_VERSION} styles file")
+    return data["styles"]
+
+
+def get_style(model_dir: str, number: int):
+    """Style `number` of a model as `(text, offsets [P, 3])` for priming.
+
+    Raises:
+      ValueError: the model has no styles, or no style of that number.
+    """
+    import numpy as np
+
+    styles = load_styles(model_dir)
+    if not styles:
+        raise ValueError(f"{model_dir} has no built-in styles ({STYLES_FILE}); "
+                         f"write them with python -m hwtf.styles --model={model_dir}")
+    if not 0 <= number < len(styles):
+        raise ValueError(f"style {number} does not exist: {model_dir} has styles 0 to {len(styles) - 1}")
+    style = styles[number]
+    offsets = np.asarray(style["offsets"], np.float32).reshape(-1, 3)
+    return style["text"], offsets
+
+
+def main(argv):
+    del argv
+    import tensorflow as tf
+
+    if not os.path.exists(os.path.join(FLAGS.model, "saved_model.pb")):
+        raise app.UsageError(f"--model={FLAGS.model}: not a SavedModel directory")
+    module = tf.saved_model.load(FLAGS.model)
+    if not hasattr(module, "generate"):
+        raise app.UsageError(f"--model={FLAGS.model}: styles need a synthesis model")
+    path = save_styles(FLAGS.model, make_styles(module, FLAGS.count, bias=FLAGS.bias))
+    logging.info("wrote %d styles to %s", FLAGS.count, path)
+
+
+if __name__ == "__main__":
+    flags.DEFINE_string("model", None, "An exported synthesis SavedModel.", required=True)
+    flags.DEFINE_integer("count", STYLE_COUNT, "How many styles.")
+    flags.DEFINE_float("bias", STYLE_BIAS, "Sampling bias of the recorded lines.")
+    app.run(main)
