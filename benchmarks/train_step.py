@@ -1,10 +1,14 @@
 """Seconds per training step at Graves size, fp32 and mixed bfloat16.
 
     python benchmarks/train_step.py [--timed_steps=3] [--batch=32] [--length=600]
+    python benchmarks/train_step.py --profile   # also where the time goes
 
 Prints one JSON object: per precision the median seconds per step (after a
 warm-up step that traces), the achieved GFLOP/s (matmul FLOPs of the forward
 and backward passes), and for scale a 4096^3 matmul's GFLOP/s in each dtype.
+`--profile` adds, per precision, one more step under the TensorFlow profiler:
+the number of TensorFlow ops it ran, their summed time, and the op types that
+took the most time (milliseconds, share of the summed op time, count).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ flags.DEFINE_integer("alphabet", 80, "Alphabet size (IAM-OnDB has about 80 chara
 flags.DEFINE_integer("units", 400, "LSTM units (Graves: 400).")
 flags.DEFINE_integer("layers", 3, "LSTM layers (Graves: 3).")
 flags.DEFINE_list("precisions", ["float32", "mixed_bfloat16"], "Precisions to time.")
+flags.DEFINE_bool("profile", False, "Also profile one step per precision: time by op type.")
+flags.DEFINE_integer("profile_top", 12, "Op types to list with --profile.")
 flags.DEFINE_float("teacher_forcing_p", 1.0, "Teacher-forcing probability (< 1 adds a forward pass).")
 FLAGS = flags.FLAGS
 
@@ -55,6 +61,52 @@ def matmul_gflops(dtype, n=4096, repeats=5) -> float:
         f(a).numpy()
         times.append(time.perf_counter() - start)
     return 2 * n**3 / min(times) / 1e9
+
+
+def profile_ops(run, top: int) -> dict:
+    """Runs `run()` under the TensorFlow profiler; op time by op type."""
+    import collections
+    import glob
+    import shutil
+    import tempfile
+
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    logdir = tempfile.mkdtemp()
+    try:
+        tf.profiler.experimental.start(logdir)
+        start = time.perf_counter()
+        run()
+        wall = time.perf_counter() - start
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        with open(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)[0], "rb") as f:
+            space.ParseFromString(f.read())
+    finally:
+        shutil.rmtree(logdir, ignore_errors=True)
+    total, count = collections.Counter(), collections.Counter()
+    for plane in space.planes:
+        if plane.name != "/host:CPU":
+            continue
+        for line in plane.lines:
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name
+                if ":" not in name or "::" in name or " " in name:  # executor bookkeeping, not an op
+                    continue
+                op_type = name.rsplit(":", 1)[1]
+                total[op_type] += event.duration_ps / 1e9  # ms
+                count[op_type] += 1
+    op_ms = sum(total.values())
+    return {
+        "wall_seconds": round(wall, 3),
+        "ops": sum(count.values()),
+        "op_seconds": round(op_ms / 1e3, 3),
+        "mean_op_us": round(1e3 * op_ms / max(sum(count.values()), 1), 1),
+        "top": {
+            k: [round(v, 1), round(v / op_ms, 3), count[k]] for k, v in total.most_common(top)
+        },
+    }
 
 
 def main(argv):
@@ -109,6 +161,10 @@ def main(argv):
             "gflops": round(flops / seconds / 1e9, 1),
             "loss": round(float(out["loss"]), 4),
         }
+        if FLAGS.profile:
+            result[precision]["profile"] = profile_ops(
+                lambda: float(trainer.train(batch, FLAGS.teacher_forcing_p, seed=0)["loss"]), FLAGS.profile_top
+            )
     keras.mixed_precision.set_global_policy("float32")
     result["matmul_4096_gflops"] = {
         "float32": round(matmul_gflops(tf.float32), 1),

@@ -58,10 +58,16 @@ def test_stack_gradient_matches_autodiff_of_the_one_step_path(window_mixtures):
     char_lengths = batch["char_lengths"] if window_mixtures else None
     out_weights = tf.constant(rng.normal(size=(2, 9, 18)), tf.float32)
     win_weights = tf.constant(rng.normal(size=(2, 9, 7 if window_mixtures else 0)), tf.float32)
+    # Gradients that reach the attention and kappa too (their own paths in
+    # the hand-written window gradient).
+    phi_weights = tf.constant(rng.normal(size=(2, 9, 4)), tf.float32)
+    kappa_weights = tf.constant(rng.normal(size=(2, 9, window_mixtures)), tf.float32)
 
     with tf.GradientTape() as tape:
         out = stack(batch["offsets"], chars, char_lengths)
         loss = tf.reduce_sum(out["outputs"] * out_weights) + tf.reduce_sum(out["window"] * win_weights)
+        if window_mixtures:
+            loss += tf.reduce_sum(out["phi"] * phi_weights) + tf.reduce_sum(out["kappa"] * kappa_weights)
     grads = tape.gradient(loss, stack.trainable_variables)
 
     with tf.GradientTape() as tape:
@@ -71,8 +77,10 @@ def test_stack_gradient_matches_autodiff_of_the_one_step_path(window_mixtures):
             onehot, mask = stack.encode_chars(chars, char_lengths)
         loss = 0.0
         for t in range(9):
-            outputs, state, _ = stack.step(batch["offsets"][:, t], state, onehot, mask)
+            outputs, state, phi = stack.step(batch["offsets"][:, t], state, onehot, mask)
             loss += tf.reduce_sum(outputs * out_weights[:, t]) + tf.reduce_sum(state.w * win_weights[:, t])
+            if window_mixtures:
+                loss += tf.reduce_sum(phi * mask * phi_weights[:, t]) + tf.reduce_sum(state.kappa * kappa_weights[:, t])
     want = tape.gradient(loss, stack.trainable_variables)
     for v, g, w in zip(stack.trainable_variables, grads, want):
         np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=2e-4, atol=2e-5, err_msg=v.path)
