@@ -68,7 +68,7 @@ def define_flags() -> None:
     flags.DEFINE_string("colour", "black", "Stroke colour.")
 
 
-def resample_stroke(stroke: "np.ndarray", spacing: float) -> "np.ndarray":
+def resample_stroke(stroke, spacing: float):
     """A stroke `[n, 2]` resampled at equal arc-length `spacing` (ends kept,
     repeated points dropped): `[m, 2]`, m = round(length / spacing) + 1, at
     least 2; a stroke without length stays one point."""
