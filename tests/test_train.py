@@ -85,6 +85,17 @@ def test_tensorboard_events_hold_the_named_scalars_and_images(ci_run):
         assert tf.io.decode_png(png).shape[:2] == (int(height), int(width))
 
 
+def test_read_scalars_gives_the_logged_validation_curve(ci_run):
+    from hwtf import summaries
+
+    train_dir, log = ci_run
+    curve = summaries.read_scalars(train_dir, "valid/nll_per_line")
+    logged = [float(v) for v in re.findall(r"valid NLL (-?[\d.]+) nats/line", log)]
+    assert [s for s, _ in curve] == [20, 40]
+    np.testing.assert_allclose([v for _, v in curve], logged, atol=0.01)
+    assert summaries.read_scalars(train_dir, "no/such/tag") == []
+
+
 def test_sigkill_mid_run_then_resume_at_the_right_step(ci_run, tmp_path):
     train_dir = str(tmp_path / "run")
     proc = subprocess.Popen(
