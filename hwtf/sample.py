@@ -6,7 +6,7 @@
     python -m hwtf.sample --text="in my hand" --style_file=mine.inkml --style_text="what I wrote" --out=mine.png
 
 The model is a SavedModel exported by `hwtf.train` (default: the shipped
-demo model). Long texts are wrapped at `--width` characters and laid out as a
+IAM-OnDB model, `saved_models/iamondb-synthesis`, else the synthetic demo). Long texts are wrapped at `--width` characters and laid out as a
 page, one generated line per text line. Characters outside the model's
 alphabet are written as its unknown character, with a warning naming them.
 `--out=page.inkml` or `--out=page.json` writes the ink itself (`hwtf.inkml`),
@@ -45,7 +45,15 @@ RESAMPLE_FACTOR = 1.5
 MIN_STYLE_POINTS = 10
 MIN_STYLE_STROKES = 2
 
-DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models", "synthetic-demo")
+SAVED_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models")
+# The shipped model, trained on IAM-OnDB (non-commercial research use only,
+# saved_models/iamondb-synthesis/README.md); the tiny synthetic demo model
+# where that one is absent (an install without it).
+DEFAULT_MODEL = next(
+    (path for path in (os.path.join(SAVED_MODELS, name) for name in ("iamondb-synthesis", "synthetic-demo"))
+     if os.path.exists(os.path.join(path, "saved_model.pb"))),
+    os.path.join(SAVED_MODELS, "iamondb-synthesis"),
+)
 
 
 def define_flags() -> None:
