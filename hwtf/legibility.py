@@ -28,8 +28,8 @@ from typing import Sequence
 
 import numpy as np
 
-# The training data's points per character (see hwtf.sample.POINTS_PER_CHAR).
-POINTS_PER_CHAR = 22.0
+from hwtf.sample import POINTS_PER_CHAR  # the training data's points per character
+
 CHAR_WIDTH_PX = 32.0
 LINE_WIDTH_PX = 3.0
 MARGIN_PX = 24

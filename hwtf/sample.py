@@ -6,16 +6,17 @@
     python -m hwtf.sample --text="in my hand" --style_file=mine.inkml --style_text="what I wrote" --out=mine.png
 
 The model is a SavedModel exported by `hwtf.train` (default: the shipped
-IAM-OnDB model, `saved_models/iamondb-synthesis`, else the synthetic demo). Long texts are wrapped at `--width` characters and laid out as a
-page, one generated line per text line. Characters outside the model's
+IAM-OnDB model, `saved_models/iamondb-synthesis`, else the synthetic demo).
+Long texts are wrapped at `--width` characters and laid out as a page, one
+generated line per text line. Characters outside the model's
 alphabet are written as its unknown character, with a warning naming them.
 `--out=page.inkml` or `--out=page.json` writes the ink itself (`hwtf.inkml`),
 with the text as its truth annotation.
 
 `--style=N` writes in the model's built-in style N: a line the model wrote
 itself, stored beside it (`hwtf.styles`), which primes it (Graves 2013,
-section 5.5). Writing in your own hand: `--style_file` is one
-line of your handwriting, as InkML or as hwtf's JSON form (`hwtf.inkml`), and
+section 5.5). Writing in your own hand: `--style_file` is one line of your
+handwriting, as InkML or as hwtf's JSON form (`hwtf.inkml`), and
 `--style_text` what it says (else the file's truth annotation / "text"). The
 model reads it, then writes `--text` on in the same hand. Your ink is first
 brought to the training data's scale and density (`normalise_style`).
