@@ -165,7 +165,7 @@ def legibility(model_path: str, data, lines: int = 32, biases: Sequence[float] =
       lines: how many texts (`choose_lines`).
       biases: sampling biases to write at.
       seed: the sampling seed (the same for every bias).
-      keep_dir: keep the rendered PNGs and readings here.
+      keep_dir: keep the rendered PNGs here.
 
     Returns:
       `{"lines", "chars", "pixels_per_unit", "real": {"cer", "readings"},

@@ -66,7 +66,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("seed", 0, "Random seed; the same seed writes the same strokes.")
     flags.DEFINE_string("style_file", None, "A line of your handwriting to write in the style of: .inkml, or JSON "
                         "{\"text\": ..., \"strokes\": [[[x, y], ...], ...]} with y up (see hwtf.inkml).")
-    flags.DEFINE_integer("style", None, "Write in the model's built-in style N (hwtf.styles), 0 to 5.")
+    flags.DEFINE_integer("style", None, "Write in the model's built-in style N (hwtf.styles; its styles.json holds them).")
     flags.DEFINE_string("style_text", None, "What --style_file says (default: its truth annotation or \"text\").")
     flags.DEFINE_string("out", "handwriting.svg", "Output file: .svg or .png picture, or .inkml or .json ink.")
     flags.DEFINE_integer("width", 60, "Wrap the text into lines of at most this many characters.")
