@@ -1,7 +1,7 @@
 """IAM-OnDB loading speed: a cold read of every development line, straight
 from the archive, and a reload of the preprocessed set from the cache.
 
-    python benchmarks/data_load.py [path/to/iamondb-dev.tar.xz]
+    python benchmarks/data_load.py [path/to/iamondb.tar.xz]
 
 Prints one JSON object.
 """
@@ -21,7 +21,7 @@ from hwtf.data import cache as cache_lib  # noqa: E402
 from hwtf.data import iamondb  # noqa: E402
 from hwtf.data.dataset import HandwritingSet  # noqa: E402
 
-DEFAULT_ARCHIVE = Path(__file__).parents[1].parent / "shared/data/iamondb-dev.tar.xz"
+DEFAULT_ARCHIVE = Path(__file__).parents[1].parent / "shared/data/iamondb.tar.xz"
 SPLITS = ["trainset", "testset_v", "testset_t"]
 
 

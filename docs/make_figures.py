@@ -4,7 +4,7 @@
 
 Writes `docs/synthetic_lines.png` (synthetic lines, committed with the
 project). When the IAM-OnDB archive is there (`--iamondb`, by default
-`../shared/data/iamondb-dev.tar.xz` beside the repository), also writes
+`../shared/data/iamondb.tar.xz` beside the repository), also writes
 `iamondb_lines.png` (real lines) and `data_lines.png` (both, at one scale) to
 `--out_dir`, which is outside the repository: IAM-OnDB's licence forbids
 shipping extracts of it, pictures included.
@@ -28,7 +28,7 @@ flags.DEFINE_integer("num_lines", 6, "Lines in each picture.")
 flags.DEFINE_integer("seed", 0, "Seed of the synthetic lines (0 is the training split's).")
 flags.DEFINE_string(
     "iamondb",
-    os.path.join(REPO, "..", "shared", "data", "iamondb-dev.tar.xz"),
+    os.path.join(REPO, "..", "shared", "data", "iamondb.tar.xz"),
     "IAM-OnDB folder or archive; skipped when absent.",
 )
 flags.DEFINE_string("iamondb_split", "testset_v", "IAM-OnDB split to take lines from.")

@@ -1,12 +1,13 @@
 """IAM-OnDB reader: a tiny hand-made database in each of the three source
 forms (folder, one tar archive, the database's own archives), its defects,
-the CLI, and the real development archive when it is there."""
+the CLI, and the real archive (../shared/data/iamondb.tar.xz) when it is there."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -17,7 +18,7 @@ import pytest
 
 from hwtf.data import iamondb
 
-DEV_ARCHIVE = Path(__file__).parents[1].parent / "shared/data/iamondb-dev.tar.xz"
+ARCHIVE = Path(__file__).parents[1].parent / "shared/data/iamondb.tar.xz"
 REPO = Path(__file__).parents[1]
 
 
@@ -256,18 +257,19 @@ def test_cli_json(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def dev_trainset():
-    if not DEV_ARCHIVE.exists():
-        pytest.skip(f"{DEV_ARCHIVE} is not there")
-    return iamondb.read(DEV_ARCHIVE, ["trainset"])
+def archive_lines():
+    if not ARCHIVE.exists():
+        pytest.skip(f"{ARCHIVE} is not there")
+    return iamondb.read(ARCHIVE, ["trainset", "testset_f"])
 
 
 @pytest.mark.slow
-def test_dev_archive_trainset(dev_trainset):
-    lines, skipped = dev_trainset
-    # 5,364 stroke files in the 775 trainset forms: each is a line or a skip.
-    assert len(lines) + len(skipped) == 5364
-    assert len(lines) > 5300
+def test_archive_trainset_and_testset_f(archive_lines):
+    lines, skipped = archive_lines
+    # 5,364 stroke files in the 775 trainset forms and 3,859 in the 544
+    # testset_f forms: each is a line or a skip.
+    assert len(lines) + len(skipped) == 5364 + 3859
+    assert len(lines) > 9150
     skipped_ids = {s.id for s in skipped}
     assert {f"a08-551z-{nn:02d}" for nn in range(1, 10)} <= skipped_ids
     assert "8 CSR lines" in next(s.reason for s in skipped if s.id == "a08-551z-01")
@@ -277,3 +279,6 @@ def test_dev_archive_trainset(dev_trainset):
     assert first.id == "a01-020x-01" and first.text.startswith("Mr . Macleod")
     # The file's y is positive and grows downwards: flipped, it is negative.
     assert all(np.all(s[:, 1] <= 0) for s in first.strokes)
+    # testset_f's form ids have no letter suffix, and neither have its files.
+    testset_f = [line for line in lines if re.fullmatch(r"[a-z]\d\d-\d\d\d-\d\d", line.id)]
+    assert len(testset_f) > 3800

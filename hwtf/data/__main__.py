@@ -1,6 +1,6 @@
 r"""`python -m hwtf.data`: load a data set (through the cache) and summarise it.
 
-    python -m hwtf.data --dataset=iamondb --data_dir=/path/to/iamondb-dev.tar.xz \
+    python -m hwtf.data --dataset=iamondb --data_dir=/path/to/iamondb.tar.xz \
         --split=trainset,testset_t --json
 """
 
