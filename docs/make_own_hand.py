@@ -7,7 +7,7 @@ synthetic set's generator (`hwtf.data.synthetic.write`) is shrunk to screen
 pixels and sampled densely, as a tablet would give it, and saved as InkML
 with its text as truth annotation (in `--ink_dir`). Then exactly what
 `python -m hwtf.sample --style_file=... --text=...` does: the file is read
-(`hwtf.inkml`), brought to the training scale (`hwtf.sample.normalise_style`),
+(`hwtf.inkml`), brought to the training scale (`hwtf.writer.normalise_style`),
 primes the model, and the model writes a new text. The picture shows each
 writer's ink (as the model reads it) above what the model wrote in that hand,
 all at one scale.
@@ -43,7 +43,7 @@ flags.DEFINE_string("out", os.path.join(REPO, "docs", "own_hand.png"), "The pict
 def tablet_ink(text: str, seed: int) -> list[np.ndarray]:
     """A line in writer `seed`'s hand, in screen pixels (about 20 px a
     character) and sampled every pixel, as a tablet or web canvas gives it."""
-    from hwtf.sample import resample_stroke
+    from hwtf.writer import resample_stroke
 
     strokes = synthetic.write(text, np.random.default_rng(seed))
     return [resample_stroke(s * 0.12, 1.0) for s in strokes]
@@ -51,23 +51,19 @@ def tablet_ink(text: str, seed: int) -> list[np.ndarray]:
 
 def main(argv):
     del argv
-    import tensorflow as tf
+    from hwtf.writer import Writer
 
-    from hwtf.model import ModelConfig
-    from hwtf.sample import load_style, write
-
-    model = tf.saved_model.load(FLAGS.model)
-    config = ModelConfig.from_json(model.config()["config"].numpy().decode())
+    model = Writer.load(FLAGS.model)
     os.makedirs(FLAGS.ink_dir, exist_ok=True)
     rows = []
     for writer in FLAGS.writer_seeds:
         path = os.path.join(FLAGS.ink_dir, f"writer-{writer}.inkml")
         inkml.write_inkml(tablet_ink(FLAGS.style_text, writer), path, text=FLAGS.style_text)
-        style = load_style(path, config)  # the text comes from the file's truth annotation
-        strokes, _ = write(model, [FLAGS.text], FLAGS.bias, FLAGS.seed, 40, style)
-        rows.append((f"your ink ({os.path.basename(path)}): {style[0]}", offsets_to_strokes(style[1])))
-        rows.append((f"the model, in that hand: {FLAGS.text}", strokes[0]))
-        logging.info("writer %d: %d style points, %d written", writer, len(style[1]), sum(map(len, strokes[0])))
+        style = model.style_from_file(path)  # the text comes from the file's truth annotation
+        strokes = model.write([FLAGS.text], FLAGS.bias, FLAGS.seed, 40, style)[0].strokes
+        rows.append((f"your ink ({os.path.basename(path)}): {style.text}", offsets_to_strokes(style.offsets)))
+        rows.append((f"the model, in that hand: {FLAGS.text}", strokes))
+        logging.info("writer %d: %d style points, %d written", writer, len(style.offsets), sum(map(len, strokes)))
     render.render_lines_png(rows, FLAGS.out, width_px=900, linewidth=1.2)
     logging.info("wrote %s (InkML in %s)", FLAGS.out, FLAGS.ink_dir)
 

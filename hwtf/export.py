@@ -220,6 +220,7 @@ def export(model: HandwritingModel, config: ModelConfig, export_dir: str) -> str
     import shutil
 
     from hwtf import styles
+    from hwtf.writer import Writer
 
     module = HandwritingModule(model, config)
     if config.model == "synthesis":
@@ -237,7 +238,7 @@ def export(model: HandwritingModel, config: ModelConfig, export_dir: str) -> str
     tf.saved_model.save(module, tmp, signatures=signatures)
     config.save(os.path.join(tmp, CONFIG_FILE))
     if config.model == "synthesis":
-        styles.save_styles(tmp, styles.make_styles(module))
+        styles.save_styles(tmp, styles.make_styles(Writer(module, config)))
     old = export_dir + ".old"
     shutil.rmtree(old, ignore_errors=True)
     if os.path.exists(export_dir):

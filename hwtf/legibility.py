@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from hwtf.sample import POINTS_PER_CHAR  # the training data's points per character
+from hwtf.writer import POINTS_PER_CHAR  # the training data's points per character
 
 CHAR_WIDTH_PX = 32.0
 LINE_WIDTH_PX = 3.0
@@ -70,8 +70,8 @@ def render_line(strokes: Sequence[np.ndarray], path: str, scale: float, line_wid
 
     from hwtf import render
 
-    strokes = render._clean(strokes)
-    x_min, x_max, y_min, y_max = render._bounds(strokes)
+    strokes = render.clean_strokes(strokes)
+    x_min, x_max, y_min, y_max = render.stroke_bounds(strokes)
     width = int(np.ceil((x_max - x_min) * scale)) + 2 * MARGIN_PX
     height = int(np.ceil((y_max - y_min) * scale)) + 2 * MARGIN_PX
     if width > 20000 or height > 4000:
@@ -171,19 +171,14 @@ def legibility(model_path: str, data, lines: int = 32, biases: Sequence[float] =
       `{"lines", "chars", "pixels_per_unit", "real": {"cer", "readings"},
       "generated": {bias: {"cer", "readings"}}}`.
     """
-    import tensorflow as tf
-
     from hwtf.data.strokes import offsets_to_strokes
-    from hwtf.model import ModelConfig
-    from hwtf.sample import write
+    from hwtf.writer import Writer
 
     if not tesseract_available():
         raise TesseractMissing("tesseract with English data is not installed "
                                "(Debian: apt-get install tesseract-ocr tesseract-ocr-eng)")
-    loaded = tf.saved_model.load(model_path)
-    config = ModelConfig.from_json(loaded.config()["config"].numpy().decode())
-    if config.model != "synthesis":
-        raise ValueError(f"{model_path} is a {config.model} model; legibility needs a synthesis model")
+    writer = Writer.load(model_path)
+    config = writer.config
     index = choose_lines(data, lines)
     texts = [_normal(data.texts[i]) for i in index]
     scale = pixels_per_unit(float(config.normalizer_lib.mean[0]))
@@ -201,8 +196,8 @@ def legibility(model_path: str, data, lines: int = 32, biases: Sequence[float] =
     for bias in biases:
         written = []
         for start in range(0, len(texts), 16):
-            strokes, _ = write(loaded, texts[start : start + 16], bias, seed, steps_per_char=40)
-            written.extend(strokes)
+            ink = writer.write(texts[start : start + 16], bias, seed, steps_per_char=40)
+            written.extend(line.strokes for line in ink)
         readings = read_ink(written, scale, keep_dir, f"bias{bias:g}")
         result["generated"][f"{bias:g}"] = {
             "cer": character_error_rate(readings, texts), "readings": [_normal(r) for r in readings],

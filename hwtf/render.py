@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 DPI = 100
 
 
-def _clean(strokes: Sequence[np.ndarray]) -> list[np.ndarray]:
+def clean_strokes(strokes: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Float64 `[n, 2]` strokes without non-finite points, empty ones dropped."""
     cleaned = []
     for stroke in strokes:
@@ -34,7 +34,7 @@ def _clean(strokes: Sequence[np.ndarray]) -> list[np.ndarray]:
     return cleaned
 
 
-def _bounds(strokes: Sequence[np.ndarray]) -> tuple[float, float, float, float]:
+def stroke_bounds(strokes: Sequence[np.ndarray]) -> tuple[float, float, float, float]:
     """`(x_min, x_max, y_min, y_max)` of cleaned strokes; a unit box if none."""
     if not strokes:
         return 0.0, 1.0, 0.0, 1.0
@@ -64,8 +64,8 @@ def strokes_to_svg(
     Returns:
       The SVG document.
     """
-    strokes = _clean(strokes)
-    x_min, x_max, y_min, y_max = _bounds(strokes)
+    strokes = clean_strokes(strokes)
+    x_min, x_max, y_min, y_max = stroke_bounds(strokes)
     width = (x_max - x_min) * scale + 2 * margin
     height = (y_max - y_min) * scale + 2 * margin
     paths = []
@@ -111,7 +111,7 @@ def draw_strokes(
         bounds with a small margin.
       show_points: also mark every sampled point (to see the pen's speed).
     """
-    strokes = _clean(strokes)
+    strokes = clean_strokes(strokes)
     ax.add_collection(
         LineCollection(
             [s if len(s) > 1 else np.repeat(s, 2, axis=0) for s in strokes],
@@ -125,7 +125,7 @@ def draw_strokes(
         points = np.concatenate(strokes)
         ax.plot(points[:, 0], points[:, 1], ".", color="tab:red", markersize=linewidth * 1.5)
     if limits is None:
-        x_min, x_max, y_min, y_max = _bounds(strokes)
+        x_min, x_max, y_min, y_max = stroke_bounds(strokes)
         pad = 0.05 * max(y_max - y_min, 1e-6)
         limits = (x_min - pad, x_max + pad, y_min - pad, y_max + pad)
     ax.set_xlim(limits[0], limits[1])
@@ -143,8 +143,8 @@ def strokes_figure(
     max_width_px: int = 4000,
 ) -> Figure:
     """A figure just big enough for the strokes at `height_px` pixels high."""
-    strokes = _clean(strokes)
-    x_min, x_max, y_min, y_max = _bounds(strokes)
+    strokes = clean_strokes(strokes)
+    x_min, x_max, y_min, y_max = stroke_bounds(strokes)
     pad = 0.05 * max(y_max - y_min, 1.0)
     limits = (x_min - pad, x_max + pad, y_min - pad, y_max + pad)
     title_px = 24 if title else 0
@@ -203,8 +203,8 @@ def render_lines_png(
     """
     if not lines:
         raise ValueError("render_lines_png needs at least one line")
-    cleaned = [_clean(strokes) for _, strokes in lines]
-    bounds = [_bounds(s) for s in cleaned]
+    cleaned = [clean_strokes(strokes) for _, strokes in lines]
+    bounds = [stroke_bounds(s) for s in cleaned]
     span_x = max(b[1] - b[0] for b in bounds) or 1.0
     span_y = max(b[3] - b[2] for b in bounds) or 1.0
     pad = 0.05 * span_y

@@ -33,20 +33,16 @@ STYLE_COUNT = 6
 MAX_STEPS_PER_CHAR = 40
 
 
-def make_styles(module, count: int = STYLE_COUNT, text: str = STYLE_TEXT, bias: float = STYLE_BIAS) -> list[dict]:
-    """`count` lines of `text` written by `module` (a loaded or in-memory
-    `HandwritingModule`) with seeds 0..count-1, as style records."""
+def make_styles(writer, count: int = STYLE_COUNT, text: str = STYLE_TEXT, bias: float = STYLE_BIAS) -> list[dict]:
+    """`count` lines of `text` written in one batch by `writer` (an
+    `hwtf.writer.Writer`) with seed 0, as style records; row `i` of the batch
+    is style `i`."""
     import numpy as np
-    import tensorflow as tf
 
-    out = module.generate(
-        text=tf.constant([text] * count), bias=tf.constant(bias, tf.float32),
-        seed=tf.constant(0, tf.int64), max_steps=tf.constant(MAX_STEPS_PER_CHAR * len(text) + 40, tf.int32),
-    )
-    strokes, lengths = out["strokes"].numpy(), out["lengths"].numpy()
+    ink = writer.write([text] * count, bias=bias, seed=0, steps_per_char=MAX_STEPS_PER_CHAR)
     styles = []
-    for i in range(count):
-        offsets = np.round(strokes[i, : lengths[i]].astype(np.float64), 1)
+    for i, line in enumerate(ink):
+        offsets = np.round(line.offsets.astype(np.float64), 1)
         styles.append({"text": text, "seed": 0, "row": i, "bias": bias, "offsets": offsets.tolist()})
     return styles
 
@@ -94,14 +90,15 @@ def get_style(model_dir: str, number: int):
 
 def main(argv):
     del argv
-    import tensorflow as tf
+    from hwtf.writer import Writer
 
     if not os.path.exists(os.path.join(FLAGS.model, "saved_model.pb")):
         raise app.UsageError(f"--model={FLAGS.model}: not a SavedModel directory")
-    module = tf.saved_model.load(FLAGS.model)
-    if not hasattr(module, "generate"):
-        raise app.UsageError(f"--model={FLAGS.model}: styles need a synthesis model")
-    path = save_styles(FLAGS.model, make_styles(module, FLAGS.count, bias=FLAGS.bias))
+    try:
+        writer = Writer.load(FLAGS.model)
+    except ValueError as e:
+        raise app.UsageError(f"--model: {e}; styles need a synthesis model") from e
+    path = save_styles(FLAGS.model, make_styles(writer, FLAGS.count, bias=FLAGS.bias))
     logging.info("wrote %d styles to %s", FLAGS.count, path)
 
 

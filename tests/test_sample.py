@@ -78,7 +78,7 @@ def test_bad_arguments_are_named(model_dir, tmp_path):
 
 
 def test_shipped_demo_model_is_the_default_and_serves(tmp_path):
-    from hwtf.sample import DEFAULT_MODEL
+    from hwtf.writer import DEFAULT_MODEL
 
     assert os.path.isfile(os.path.join(DEFAULT_MODEL, "saved_model.pb"))
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")

@@ -12,7 +12,7 @@ from hwtf import inkml
 from hwtf.data import synthetic
 from hwtf.data.strokes import strokes_to_offsets
 from hwtf.model import ModelConfig
-from hwtf.sample import POINTS_PER_CHAR, STEP_PER_STD, load_style, normalise_style, resample_stroke
+from hwtf.writer import POINTS_PER_CHAR, STEP_PER_STD, Writer, load_style, normalise_style, resample_stroke
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEXT = "a quick fox."
@@ -89,20 +89,18 @@ def test_style_text_comes_from_the_file_unless_given(config, tmp_path):
 
 @pytest.mark.slow
 def test_primed_from_an_inkml_file_writes_finite_strokes(exported, tmp_path):
-    import tensorflow as tf
-
-    from hwtf.sample import write
-
     model_dir, config = exported
     path = tmp_path / "mine.inkml"
     inkml.write_inkml(_ink(0.05, 1), path, text=TEXT)  # screen pixels, say
-    style = load_style(str(path), config)
-    model = tf.saved_model.load(model_dir)
-    strokes, phis = write(model, ["in my hand", "too"], 0.5, 1, 10, style)
-    assert len(strokes) == 2
-    for line in strokes:
-        assert line and all(np.all(np.isfinite(s)) for s in line)
-    assert phis[0].shape[1] == len("in my hand")
+    writer = Writer.load(model_dir)
+    style = writer.style_from_file(str(path))
+    expected = load_style(str(path), config)
+    assert style.text == expected.text == TEXT and np.array_equal(style.offsets, expected.offsets)
+    ink = writer.write(["in my hand", "too"], 0.5, 1, 10, style)
+    assert len(ink) == 2
+    for line in ink:
+        assert line.strokes and all(np.all(np.isfinite(s)) for s in line.strokes)
+    assert ink[0].phi.shape[1] == len("in my hand")
 
 
 def _sample(model_dir, *args):

@@ -1,0 +1,311 @@
+"""Text in, ink out: writing with an exported model, the library behind every
+command that writes (`hwtf.sample`, `hwtf.styles`, `hwtf.legibility`).
+
+    from hwtf.writer import Writer
+
+    writer = Writer.load("saved_models/iamondb-synthesis")
+    ink = writer.write(["hello world", "second line"], bias=0.5, seed=0)
+    ink[0].strokes   # absolute strokes, a list of [n, 2] arrays, y up
+    ink[0].offsets   # [T, 3] (dx, dy, pen_up) in the data's units
+    ink[0].phi       # [T, U] the attention over the line's characters
+
+    style = writer.builtin_style(2)                       # the model's own hand
+    style = writer.style_from_file("mine.inkml")          # the user's hand
+    writer.write(["in that hand"], style=style)
+
+A `Writer` wraps a loaded SavedModel (`Writer.load`) or the in-memory
+`hwtf.export.HandwritingModule` that is about to be saved (`Writer(module,
+config)`), so that an export can record its styles before it is written.
+
+Priming ink from a user (`style_from_ink`, `style_from_file`) is brought to
+the training data's scale and density first (`normalise_style`): the model
+only knows handwriting at IAM-OnDB's size and pen speed.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple, Sequence
+
+import numpy as np
+from absl import logging
+
+# The training data's points per character: IAM-OnDB and the synthetic set
+# both have about 22 (README, "Data"). With the normalizer's mean dx (the x
+# advance per point) it gives the training data's character width.
+POINTS_PER_CHAR = 22.0
+# The training data's median pen-down step over the root mean square of the
+# normalizer's std (dx, dy): 18.2 / 31.4 = 0.58 on the synthetic set. The std
+# is over all offsets, pen-up jumps included, so the ratio is a property of
+# handwriting at IAM-OnDB density rather than an identity.
+STEP_PER_STD = 0.58
+# A style whose median step (after scaling) is off the training data's by more
+# than this factor, either way, is resampled along each stroke.
+RESAMPLE_FACTOR = 1.5
+MIN_STYLE_POINTS = 10
+MIN_STYLE_STROKES = 2
+# Bound on a line's points: this many per character of its text, plus 40.
+STEPS_PER_CHAR = 40
+
+SAVED_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models")
+# The shipped model, trained on IAM-OnDB (non-commercial research use only,
+# saved_models/iamondb-synthesis/README.md); the tiny synthetic demo model
+# where that one is absent (an install without it).
+DEFAULT_MODEL = next(
+    (path for path in (os.path.join(SAVED_MODELS, name) for name in ("iamondb-synthesis", "synthetic-demo"))
+     if os.path.exists(os.path.join(path, "saved_model.pb"))),
+    os.path.join(SAVED_MODELS, "iamondb-synthesis"),
+)
+
+
+class Style(NamedTuple):
+    """A priming line: what it says and its offsets `[P, 3]` in the data's
+    units (y up), ready for the model."""
+
+    text: str
+    offsets: np.ndarray
+
+
+class Ink(NamedTuple):
+    """One written line."""
+
+    text: str
+    offsets: np.ndarray  # [T, 3] (dx, dy, pen_up), the data's units, y up
+    phi: np.ndarray  # [T, len(text)] the attention of each point
+
+    @property
+    def strokes(self) -> list[np.ndarray]:
+        """Absolute strokes, one `[n, 2]` array per pen-down run, y up."""
+        from hwtf.data.strokes import offsets_to_strokes
+
+        return offsets_to_strokes(self.offsets)
+
+
+def resample_stroke(stroke, spacing: float):
+    """A stroke `[n, 2]` resampled at equal arc-length `spacing` (ends kept,
+    repeated points dropped): `[m, 2]`, m = round(length / spacing) + 1, at
+    least 2; a stroke without length stays one point."""
+    steps = np.hypot(*np.diff(stroke, axis=0).T)  # [n - 1]
+    stroke = stroke[np.concatenate([[True], steps > 0])]  # repeated points add nothing
+    if len(stroke) < 2:
+        return stroke
+    arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(stroke, axis=0).T))])  # [n]
+    at = np.linspace(0.0, arc[-1], max(2, int(round(arc[-1] / spacing)) + 1))
+    return np.stack([np.interp(at, arc, stroke[:, 0]), np.interp(at, arc, stroke[:, 1])], 1).astype(np.float32)
+
+
+def normalise_style(strokes, text: str | None, config) -> Style:
+    """Brings a line of the user's ink to the training data's scale and density.
+
+    The rule (all training figures come from the model's normalizer, the one
+    source of truth, and two constants of this module):
+
+    1. Size: the ink is scaled, x and y alike (slant and proportions are
+       kept), so that its width per character, `x extent / len(text)`, is the
+       training data's, `POINTS_PER_CHAR x mean dx`.
+    2. Density: the training data's typical (median) pen-down step is
+       `STEP_PER_STD x rms(std dx, std dy)`. When the scaled ink's median step
+       is more than `RESAMPLE_FACTOR` times larger or smaller (a tablet that
+       samples densely, a web canvas that samples sparsely, repeated points),
+       each stroke is resampled at that step along its arc length; otherwise
+       the points are kept as written, speed variations and all.
+
+    Args:
+      strokes: the ink, float `[n_i, 2]` per stroke, y up, any units.
+      text: what it says.
+      config: the model's `ModelConfig` (alphabet and normalizer).
+
+    Returns:
+      A `Style`: the text and offsets `[P, 3]` in the training data's units.
+
+    Raises:
+      ValueError: no text, characters outside the model's alphabet (named),
+        fewer than `MIN_STYLE_STROKES` strokes or `MIN_STYLE_POINTS` points, no
+        width.
+    """
+    from hwtf.data.strokes import strokes_to_offsets
+
+    text = (text or "").strip()
+    if not text:
+        raise ValueError("a style needs 'text', what the ink says: give --style_text, a truth annotation "
+                         "(InkML) or \"text\" (JSON)")
+    unknown = config.alphabet_lib.unknown_chars(text)
+    if unknown:
+        raise ValueError(f"the style's text {text!r} has characters outside the model's alphabet: "
+                         f"{', '.join(map(repr, unknown))} (the model knows {config.alphabet!r})")
+    strokes = [np.asarray(s, np.float32).reshape(-1, 2) for s in strokes]
+    strokes = [s for s in strokes if len(s)]
+    points = sum(len(s) for s in strokes)
+    if len(strokes) < MIN_STYLE_STROKES or points < MIN_STYLE_POINTS:
+        raise ValueError(
+            f"a style needs at least {MIN_STYLE_STROKES} strokes and {MIN_STYLE_POINTS} points, got "
+            f"{len(strokes)} stroke(s) and {points} point(s) (a line of writing lifts the pen between letters or words)"
+        )
+    width = float(np.ptp(np.concatenate(strokes)[:, 0]))
+    normalizer = config.normalizer_lib
+    if not width > 0:
+        raise ValueError("the style's ink has no width (all points at one x)")
+    if not normalizer.mean[0] > 0:
+        raise ValueError(f"the model's normalizer has mean dx {normalizer.mean[0]}; a left-to-right hand has > 0")
+    scale = POINTS_PER_CHAR * normalizer.mean[0] / (width / len(text))
+    strokes = [s * np.float32(scale) for s in strokes]
+    step = STEP_PER_STD * float(np.sqrt(np.mean(np.square(normalizer.std))))
+    steps = np.concatenate([np.hypot(*np.diff(s, axis=0).T) for s in strokes])
+    median = float(np.median(steps)) if len(steps) else 0.0
+    resample = not step / RESAMPLE_FACTOR <= median <= step * RESAMPLE_FACTOR
+    if resample:
+        strokes = [resample_stroke(s, step) for s in strokes]
+    offsets = strokes_to_offsets(strokes)
+    logging.info(
+        "style %r: scaled by %.3g; median step %.1f against the training data's %.1f: %s; %d points, %.1f a character",
+        text, scale, median, step, "resampled" if resample else "kept", len(offsets), len(offsets) / len(text),
+    )
+    return Style(text, offsets)
+
+
+def load_style(path: str, config, text: str | None = None) -> Style:
+    """A priming line from an InkML or JSON file (`hwtf.inkml.read_ink`),
+    normalised for the model of `config` (`normalise_style`); `text` (what the
+    ink says) overrides the file's own.
+
+    Raises:
+      OSError, ValueError: the file cannot be read, or its ink cannot prime
+        (the message names the file).
+    """
+    from hwtf import inkml
+
+    strokes, file_text = inkml.read_ink(path)
+    try:
+        return normalise_style(strokes, text or file_text, config)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+
+
+def layout_page(lines_strokes: Sequence[Sequence[np.ndarray]], line_height: float | None = None) -> list[np.ndarray]:
+    """Stacks lines of strokes top to bottom, left-aligned, as a page."""
+    heights = [np.ptp(np.concatenate(s)[:, 1]) for s in lines_strokes if s]
+    step = line_height or (1.6 * float(np.median(heights)) if heights else 1.0)
+    page = []
+    for i, strokes in enumerate(lines_strokes):
+        if not strokes:
+            continue
+        points = np.concatenate(strokes)
+        shift = np.array([-points[:, 0].min(), -points[:, 1].mean() - i * step], np.float32)
+        page.extend(s + shift for s in strokes)
+    return page
+
+
+class Writer:
+    """Writes texts with a synthesis model.
+
+    Args:
+      module: a loaded SavedModel of `hwtf.export`, or the in-memory
+        `HandwritingModule` being exported.
+      config: the model's `ModelConfig`.
+      path: the export's folder, where its built-in styles live (none for an
+        in-memory module).
+    """
+
+    def __init__(self, module, config, path: str | None = None):
+        if config.model != "synthesis":
+            where = path or "the model"
+            raise ValueError(f"{where} is a {config.model} model; writing text needs a synthesis model")
+        self.module = module
+        self.config = config
+        self.path = path
+
+    @classmethod
+    def load(cls, path: str) -> "Writer":
+        """The export in folder `path`.
+
+        Raises:
+          ValueError: `path` is not a SavedModel folder, or not a synthesis model.
+        """
+        import tensorflow as tf
+
+        from hwtf.model import ModelConfig
+
+        if not os.path.isdir(path):
+            raise ValueError(f"{path}: no such SavedModel directory")
+        module = tf.saved_model.load(path)
+        config = ModelConfig.from_json(module.config()["config"].numpy().decode())
+        return cls(module, config, path)
+
+    def unknown_chars(self, text: str) -> list[str]:
+        """The characters of `text` outside the model's alphabet (written as
+        its unknown character)."""
+        return self.config.alphabet_lib.unknown_chars(text)
+
+    # -- styles -------------------------------------------------------------
+
+    def builtin_style(self, number: int) -> Style:
+        """Built-in style `number` (`hwtf.styles`), from the export's folder.
+
+        Raises:
+          ValueError: the model has no styles, or none of that number.
+        """
+        from hwtf import styles
+
+        if self.path is None:
+            raise ValueError("an in-memory model has no built-in styles")
+        return Style(*styles.get_style(self.path, number))
+
+    def style_from_ink(self, strokes, text: str | None) -> Style:
+        """A user's line of ink (`[n_i, 2]` strokes, y up, any units) and what
+        it says, normalised for this model (`normalise_style`)."""
+        return normalise_style(strokes, text, self.config)
+
+    def style_from_file(self, path: str, text: str | None = None) -> Style:
+        """A priming line from an InkML or JSON file, normalised for this
+        model (`load_style`)."""
+        return load_style(path, self.config, text)
+
+    # -- writing ------------------------------------------------------------
+
+    def write(self, texts: Sequence[str], bias: float = 0.5, seed: int = 0,
+              steps_per_char: int = STEPS_PER_CHAR, style: Style | None = None) -> list[Ink]:
+        """Writes each text as one line, all in one batch.
+
+        Args:
+          texts: the lines to write.
+          bias: Graves's sampling bias (0: as trained; larger: neater).
+          seed: the sampling seed; the same seed writes the same ink.
+          steps_per_char: bound on points per character (the batch stops at
+            `steps_per_char x the longest text + 40` points).
+          style: a priming line to write on from, in its hand.
+
+        Returns:
+          One `Ink` per text.
+        """
+        import tensorflow as tf
+
+        texts = list(texts)
+        max_steps = steps_per_char * max(len(t) for t in texts) + 40
+        common = dict(
+            text=tf.constant(texts), bias=tf.constant(bias, tf.float32),
+            seed=tf.constant(seed, tf.int64), max_steps=tf.constant(max_steps, tf.int32),
+        )
+        if style is None:
+            out = self.module.generate(**common)
+        else:
+            out = self.module.generate_primed(
+                prime_strokes=tf.constant(np.repeat(style.offsets[None], len(texts), 0)),
+                prime_text=tf.constant([style.text] * len(texts)),
+                **common,
+            )
+        lengths = out["lengths"].numpy()
+        offsets, phi = out["strokes"].numpy(), out["phi"].numpy()
+        return [Ink(t, offsets[i, : lengths[i]], phi[i, : lengths[i], : len(t)]) for i, t in enumerate(texts)]
+
+    def mixture(self, ink: Ink) -> dict:
+        """The model's predicted distribution of each next offset along a
+        written line (the export's `mixture` signature, one line): `weights
+        [T, M]`, `mu`, `sigma [T, M, 2]`, `rho [T, M]`, `pen_up [T]`, in the
+        data's units. For Graves's density figure (`render.plot_density`)."""
+        import tensorflow as tf
+
+        out = self.module.mixture(
+            strokes=tf.constant(ink.offsets[None]), lengths=tf.constant([len(ink.offsets)]),
+            text=tf.constant([ink.text]),
+        )
+        return {k: v.numpy()[0] for k, v in out.items()}
