@@ -15,15 +15,16 @@ synthesis export.
 
 from __future__ import annotations
 
-import json
 import os
 
 from absl import app, flags, logging
 
+# An export's styles.json is read and written by hwtf.writer (every Writer of
+# an export reads it); this module makes the styles.
+from hwtf.writer import Writer, save_styles
+
 FLAGS = flags.FLAGS
 
-STYLES_FILE = "styles.json"
-STYLES_VERSION = 1
 # Every lowercase letter, so that a primed model has seen the hand write each.
 STYLE_TEXT = "the quick brown fox jumps over the lazy dog"
 # Low enough for the variety of writers to show, high enough to keep each
@@ -47,50 +48,8 @@ def make_styles(writer, count: int = STYLE_COUNT, text: str = STYLE_TEXT, bias: 
     return styles
 
 
-def save_styles(model_dir: str, styles: list[dict]) -> str:
-    """Writes `styles.json` into `model_dir` atomically."""
-    path = os.path.join(model_dir, STYLES_FILE)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"version": STYLES_VERSION, "styles": styles}, f, separators=(",", ":"))
-    os.replace(tmp, path)
-    return path
-
-
-def load_styles(model_dir: str) -> list[dict]:
-    """The styles stored beside a SavedModel; `[]` if it has none."""
-    path = os.path.join(model_dir, STYLES_FILE)
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
-    if data.get("version") != STYLES_VERSION or not isinstance(data.get("styles"), list):
-        raise ValueError(f"{path}: not a version-{STYLES_VERSION} styles file")
-    return data["styles"]
-
-
-def get_style(model_dir: str, number: int):
-    """Style `number` of a model as `(text, offsets [P, 3])` for priming.
-
-    Raises:
-      ValueError: the model has no styles, or no style of that number.
-    """
-    import numpy as np
-
-    styles = load_styles(model_dir)
-    if not styles:
-        raise ValueError(f"{model_dir} has no built-in styles ({STYLES_FILE}); "
-                         f"write them with python -m hwtf.styles --model={model_dir}")
-    if not 0 <= number < len(styles):
-        raise ValueError(f"style {number} does not exist: {model_dir} has styles 0 to {len(styles) - 1}")
-    style = styles[number]
-    offsets = np.asarray(style["offsets"], np.float32).reshape(-1, 3)
-    return style["text"], offsets
-
-
 def main(argv):
     del argv
-    from hwtf.writer import Writer
 
     if not os.path.exists(os.path.join(FLAGS.model, "saved_model.pb")):
         raise app.UsageError(f"--model={FLAGS.model}: not a SavedModel directory")

@@ -24,6 +24,7 @@ only knows handwriting at IAM-OnDB's size and pen speed.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import NamedTuple, Sequence
 
@@ -46,6 +47,10 @@ MIN_STYLE_POINTS = 10
 MIN_STYLE_STROKES = 2
 # Bound on a line's points: this many per character of its text, plus 40.
 STEPS_PER_CHAR = 40
+# An export's built-in styles (`hwtf.styles` writes them): lines the model
+# wrote itself, kept beside the SavedModel.
+STYLES_FILE = "styles.json"
+STYLES_VERSION = 1
 
 SAVED_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models")
 # The shipped model, trained on IAM-OnDB (non-commercial research use only,
@@ -181,6 +186,47 @@ def load_style(path: str, config, text: str | None = None) -> Style:
         raise ValueError(f"{path}: {e}") from None
 
 
+def save_styles(model_dir: str, styles: list[dict]) -> str:
+    """Writes `styles.json` into `model_dir` atomically."""
+    path = os.path.join(model_dir, STYLES_FILE)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump({"version": STYLES_VERSION, "styles": styles}, f, separators=(",", ":"))
+    os.replace(tmp, path)
+    return path
+
+
+def load_styles(model_dir: str) -> list[dict]:
+    """The styles stored beside a SavedModel; `[]` if it has none."""
+    path = os.path.join(model_dir, STYLES_FILE)
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    if data.get("version") != STYLES_VERSION or not isinstance(data.get("styles"), list):
+        raise ValueError(f"{path}: not a version-{STYLES_VERSION} styles file")
+    return data["styles"]
+
+
+def get_style(model_dir: str, number: int):
+    """Style `number` of a model as `(text, offsets [P, 3])` for priming.
+
+    Raises:
+      ValueError: the model has no styles, or no style of that number.
+    """
+    import numpy as np
+
+    styles = load_styles(model_dir)
+    if not styles:
+        raise ValueError(f"{model_dir} has no built-in styles ({STYLES_FILE}); "
+                         f"write them with python -m hwtf.styles --model={model_dir}")
+    if not 0 <= number < len(styles):
+        raise ValueError(f"style {number} does not exist: {model_dir} has styles 0 to {len(styles) - 1}")
+    style = styles[number]
+    offsets = np.asarray(style["offsets"], np.float32).reshape(-1, 3)
+    return style["text"], offsets
+
+
 def layout_page(lines_strokes: Sequence[Sequence[np.ndarray]], line_height: float | None = None) -> list[np.ndarray]:
     """Stacks lines of strokes top to bottom, left-aligned, as a page."""
     heights = [np.ptp(np.concatenate(s)[:, 1]) for s in lines_strokes if s]
@@ -244,11 +290,9 @@ class Writer:
         Raises:
           ValueError: the model has no styles, or none of that number.
         """
-        from hwtf import styles
-
         if self.path is None:
             raise ValueError("an in-memory model has no built-in styles")
-        return Style(*styles.get_style(self.path, number))
+        return Style(*get_style(self.path, number))
 
     def style_from_ink(self, strokes, text: str | None) -> Style:
         """A user's line of ink (`[n_i, 2]` strokes, y up, any units) and what

@@ -104,12 +104,12 @@ def test_shipped_demo_model_is_the_default_and_serves(tmp_path):
 
 
 def test_builtin_styles_ship_with_the_export_and_prime_the_model(model_dir, tmp_path):
-    from hwtf import styles
+    from hwtf import styles, writer
 
-    stored = styles.load_styles(model_dir)
+    stored = writer.load_styles(model_dir)
     assert len(stored) == styles.STYLE_COUNT
     assert all(s["text"] == styles.STYLE_TEXT and len(s["offsets"]) > 10 for s in stored)
-    text, offsets = styles.get_style(model_dir, 1)
+    text, offsets = writer.get_style(model_dir, 1)
     assert text == styles.STYLE_TEXT and offsets.shape[1] == 3
     svgs = {}
     for style in ("0", "1", "1"):
@@ -129,10 +129,10 @@ def test_builtin_styles_ship_with_the_export_and_prime_the_model(model_dir, tmp_
 
 
 def test_a_model_without_styles_says_how_to_make_them(tmp_path):
-    from hwtf import styles
+    from hwtf import writer
 
     with pytest.raises(ValueError, match="python -m hwtf.styles"):
-        styles.get_style(str(tmp_path), 0)
-    (tmp_path / styles.STYLES_FILE).write_text(json.dumps({"version": 99}))
+        writer.get_style(str(tmp_path), 0)
+    (tmp_path / writer.STYLES_FILE).write_text(json.dumps({"version": 99}))
     with pytest.raises(ValueError, match="not a version-1 styles file"):
-        styles.load_styles(str(tmp_path))
+        writer.load_styles(str(tmp_path))

@@ -28,8 +28,7 @@ from typing import Callable
 import numpy as np
 from absl import logging
 
-from hwtf.data.dataset import HandwritingSet
-from hwtf.data.strokes import Skipped
+from hwtf.data.strokes import HandwritingSet, Skipped
 
 # Bump when the file layout above changes.
 FORMAT_VERSION = 1

@@ -8,83 +8,21 @@ turns a set into padded, bucketed batches for the model.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from hwtf.data import cache as cache_lib
 from hwtf.data import strokes as strokes_lib
+from hwtf.data.strokes import HandwritingSet
 
 DATASETS = ("synthetic", "iamondb")
 IAMONDB_SPLITS = ("trainset", "testset_v", "testset_t", "testset_f")
 
 # The synthetic set's own splits: the seed offset and number of lines of each.
 SYNTHETIC_SPLITS = {"train": (0, 2000), "valid": (1_000_003, 200), "test": (2_000_003, 200)}
-
-
-@dataclasses.dataclass
-class HandwritingSet:
-    """Preprocessed lines: raw (not normalised) offsets and their texts.
-
-    Attributes:
-      ids: `[n]` line ids.
-      texts: `[n]` what each line says.
-      offsets: `n` float32 arrays `[T_i, 3]` of `(dx, dy, pen_up)`, y up.
-      skipped: lines left out, with the reason.
-    """
-
-    ids: list[str]
-    texts: list[str]
-    offsets: list[np.ndarray]
-    skipped: list[strokes_lib.Skipped] = dataclasses.field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @property
-    def num_points(self) -> int:
-        return int(sum(len(o) for o in self.offsets))
-
-    @property
-    def num_characters(self) -> int:
-        return int(sum(len(t) for t in self.texts))
-
-    def subset(self, indices: Iterable[int]) -> "HandwritingSet":
-        indices = list(indices)
-        return HandwritingSet(
-            [self.ids[i] for i in indices],
-            [self.texts[i] for i in indices],
-            [self.offsets[i] for i in indices],
-            list(self.skipped),
-        )
-
-    @classmethod
-    def from_lines(
-        cls,
-        lines: Iterable[strokes_lib.Line],
-        skipped: Sequence[strokes_lib.Skipped] = (),
-        glitch_step: float | None = strokes_lib.GLITCH_STEP,
-    ) -> "HandwritingSet":
-        """Preprocesses lines into offsets (Graves 2013: no resampling, no
-        smoothing; only recording glitches removed, see `remove_glitches`)."""
-        result = cls([], [], [], list(skipped))
-        for line in lines:
-            strokes = line.strokes
-            if glitch_step:
-                strokes = strokes_lib.remove_glitches(strokes, glitch_step)
-            offsets = strokes_lib.strokes_to_offsets(strokes)
-            if len(offsets) < 2:
-                result.skipped.append(strokes_lib.Skipped(line.id, "fewer than 2 points"))
-                continue
-            if not line.text.strip():
-                result.skipped.append(strokes_lib.Skipped(line.id, "empty transcription"))
-                continue
-            result.ids.append(line.id)
-            result.texts.append(line.text)
-            result.offsets.append(offsets)
-        return result
 
 
 def default_cache_dir() -> str:
@@ -160,8 +98,6 @@ def load(
     }
     if cache_dir == "":
         return build()
-    from hwtf.data import cache as cache_lib
-
     if dataset == "iamondb":
         key.update(cache_lib.source_fingerprint(data_dir))
     return cache_lib.load_or_build(cache_dir or default_cache_dir(), key, build)

@@ -1,4 +1,5 @@
-"""Lines of online handwriting and their preprocessing into offsets.
+"""Lines of online handwriting, their preprocessing into offsets, and sets of
+preprocessed lines (`HandwritingSet`).
 
 A `Line` is what every reader (IAM-OnDB, the synthetic generator) yields: an id,
 its text, and its strokes as absolute points with y pointing up. Preprocessing
@@ -9,7 +10,7 @@ turns a line into the network's form, the offsets `(dx, dy, pen_up)` of Graves
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -182,3 +183,66 @@ class Alphabet:
             self.chars[i - 2] if i >= 2 else ("?" if i == self.UNKNOWN else "")
             for i in ids
         )
+
+
+@dataclasses.dataclass
+class HandwritingSet:
+    """Preprocessed lines: raw (not normalised) offsets and their texts.
+
+    Attributes:
+      ids: `[n]` line ids.
+      texts: `[n]` what each line says.
+      offsets: `n` float32 arrays `[T_i, 3]` of `(dx, dy, pen_up)`, y up.
+      skipped: lines left out, with the reason.
+    """
+
+    ids: list[str]
+    texts: list[str]
+    offsets: list[np.ndarray]
+    skipped: list[Skipped] = dataclasses.field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def num_points(self) -> int:
+        return int(sum(len(o) for o in self.offsets))
+
+    @property
+    def num_characters(self) -> int:
+        return int(sum(len(t) for t in self.texts))
+
+    def subset(self, indices: Iterable[int]) -> "HandwritingSet":
+        indices = list(indices)
+        return HandwritingSet(
+            [self.ids[i] for i in indices],
+            [self.texts[i] for i in indices],
+            [self.offsets[i] for i in indices],
+            list(self.skipped),
+        )
+
+    @classmethod
+    def from_lines(
+        cls,
+        lines: Iterable[Line],
+        skipped: Sequence[Skipped] = (),
+        glitch_step: float | None = GLITCH_STEP,
+    ) -> "HandwritingSet":
+        """Preprocesses lines into offsets (Graves 2013: no resampling, no
+        smoothing; only recording glitches removed, see `remove_glitches`)."""
+        result = cls([], [], [], list(skipped))
+        for line in lines:
+            strokes = line.strokes
+            if glitch_step:
+                strokes = remove_glitches(strokes, glitch_step)
+            offsets = strokes_to_offsets(strokes)
+            if len(offsets) < 2:
+                result.skipped.append(Skipped(line.id, "fewer than 2 points"))
+                continue
+            if not line.text.strip():
+                result.skipped.append(Skipped(line.id, "empty transcription"))
+                continue
+            result.ids.append(line.id)
+            result.texts.append(line.text)
+            result.offsets.append(offsets)
+        return result
