@@ -21,47 +21,51 @@ from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 
-# Model.
-flags.DEFINE_enum("model", "synthesis", ["synthesis", "prediction"], "Text-conditioned or unconditional.")
-flags.DEFINE_integer("lstm_units", 400, "Units per LSTM layer (Graves: 400).")
-flags.DEFINE_integer("lstm_layers", 3, "Number of LSTM layers (Graves: 3).")
-flags.DEFINE_integer("window_mixtures", 10, "Gaussians in the soft window, K (Graves: 10).")
-flags.DEFINE_integer("mixtures", 20, "Bivariate Gaussians in the output mixture, M (Graves: 20).")
-flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"], "Keras dtype policy.")
-# Data.
-flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "iamondb"], "Embedded synthetic set or IAM-OnDB.")
-flags.DEFINE_string("data_dir", None, "IAM-OnDB folder or archive (for --dataset=iamondb).")
-flags.DEFINE_list("train_splits", None, "Training splits (default: trainset,testset_t or train).")
-flags.DEFINE_string("valid_split", None, "Validation split (default: testset_v or valid).")
-flags.DEFINE_integer("synthetic_lines", None, "Lines per synthetic split (default: the set's own).")
-flags.DEFINE_string("cache_dir", None, "Preprocessed-data cache (default ~/.cache/hwtf; '' = off).")
-flags.DEFINE_integer("max_length", 1200, "Drop training lines longer than this many points.")
-flags.DEFINE_integer("chunk_length", None, "Cut lines into chunks of this many points (prediction).")
-flags.DEFINE_integer("alphabet_min_count", 1, "Characters rarer than this in training map to unknown.")
-# Optimisation.
-flags.DEFINE_integer("batch_size", 32, "Lines per batch (over all replicas).")
-flags.DEFINE_enum("optimizer", "adam", ["adam", "rmsprop_graves"], "Adam, or Graves's centred RMSProp with momentum (eqs. 38-41).")
-flags.DEFINE_float("learning_rate", 1e-3, "Initial learning rate (Graves's RMSProp: 1e-4).")
-flags.DEFINE_enum("lr_schedule", "constant", ["constant", "exponential", "cosine"], "Learning-rate schedule.")
-flags.DEFINE_integer("lr_decay_steps", 1000, "Exponential schedule: steps per decay by --lr_decay_rate.")
-flags.DEFINE_float("lr_decay_rate", 0.5, "Exponential schedule: factor per --lr_decay_steps.")
-flags.DEFINE_float("clipnorm", 10.0, "Clip the global gradient norm to this (0 = off).")
-flags.DEFINE_enum("teacher_forcing", "constant", ["constant", "linear", "exponential", "inverse_sigmoid"], "Scheduled-sampling schedule of the teacher-forcing probability.")
-flags.DEFINE_float("teacher_forcing_floor", 1.0, "Probability the schedule decays to (constant: the value).")
-flags.DEFINE_integer("teacher_forcing_steps", 10000, "Steps over which the schedule decays from 1 to the floor.")
-flags.DEFINE_integer("steps", 10000, "Training steps in all (a resumed run counts those done).")
-flags.DEFINE_integer("seed", 0, "Seed for initialisation, data order and sampling.")
-# Bookkeeping.
-flags.DEFINE_string("train_dir", "runs/default", "Checkpoints, config.json and TensorBoard events.")
-flags.DEFINE_string("export_dir", None, "Where to export the SavedModel (default: <train_dir>/export; '' = no export).")
-flags.DEFINE_integer("eval_every", 500, "Validate every this many steps (and at the end).")
-flags.DEFINE_integer("eval_lines", 256, "Validation lines per evaluation (0 = all).")
-flags.DEFINE_integer("log_every", 20, "Log and write scalars every this many steps.")
-flags.DEFINE_integer("checkpoint_every", 200, "Checkpoint every this many steps (and at the end).")
-flags.DEFINE_integer("image_every", 500, "Write a sampled line and its attention to TensorBoard every this many steps (0 = never).")
-flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.")
-flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored"], "auto: MirroredStrategy when several GPUs are present.")
-flags.DEFINE_integer("cpu_devices", 1, "Split the CPU into this many logical devices (to exercise MirroredStrategy without GPUs).")
+def define_flags() -> None:
+    """The command's flags; defined when it runs, not on import (as every
+    hwtf command does), so that `Trainer` and the other library parts can be
+    imported beside other commands' flags."""
+    # Model.
+    flags.DEFINE_enum("model", "synthesis", ["synthesis", "prediction"], "Text-conditioned or unconditional.")
+    flags.DEFINE_integer("lstm_units", 400, "Units per LSTM layer (Graves: 400).")
+    flags.DEFINE_integer("lstm_layers", 3, "Number of LSTM layers (Graves: 3).")
+    flags.DEFINE_integer("window_mixtures", 10, "Gaussians in the soft window, K (Graves: 10).")
+    flags.DEFINE_integer("mixtures", 20, "Bivariate Gaussians in the output mixture, M (Graves: 20).")
+    flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"], "Keras dtype policy.")
+    # Data.
+    flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "iamondb"], "Embedded synthetic set or IAM-OnDB.")
+    flags.DEFINE_string("data_dir", None, "IAM-OnDB folder or archive (for --dataset=iamondb).")
+    flags.DEFINE_list("train_splits", None, "Training splits (default: trainset,testset_t,testset_f or train).")
+    flags.DEFINE_string("valid_split", None, "Validation split (default: testset_v or valid).")
+    flags.DEFINE_integer("synthetic_lines", None, "Lines per synthetic split (default: the set's own).")
+    flags.DEFINE_string("cache_dir", None, "Preprocessed-data cache (default ~/.cache/hwtf; '' = off).")
+    flags.DEFINE_integer("max_length", 1200, "Drop training lines longer than this many points.")
+    flags.DEFINE_integer("chunk_length", None, "Cut lines into chunks of this many points (prediction).")
+    flags.DEFINE_integer("alphabet_min_count", 1, "Characters rarer than this in training map to unknown.")
+    # Optimisation.
+    flags.DEFINE_integer("batch_size", 32, "Lines per batch (over all replicas).")
+    flags.DEFINE_enum("optimizer", "adam", ["adam", "rmsprop_graves"], "Adam, or Graves's centred RMSProp with momentum (eqs. 38-41).")
+    flags.DEFINE_float("learning_rate", 1e-3, "Initial learning rate (Graves's RMSProp: 1e-4).")
+    flags.DEFINE_enum("lr_schedule", "constant", ["constant", "exponential", "cosine"], "Learning-rate schedule.")
+    flags.DEFINE_integer("lr_decay_steps", 1000, "Exponential schedule: steps per decay by --lr_decay_rate.")
+    flags.DEFINE_float("lr_decay_rate", 0.5, "Exponential schedule: factor per --lr_decay_steps.")
+    flags.DEFINE_float("clipnorm", 10.0, "Clip the global gradient norm to this (0 = off).")
+    flags.DEFINE_enum("teacher_forcing", "constant", ["constant", "linear", "exponential", "inverse_sigmoid"], "Scheduled-sampling schedule of the teacher-forcing probability.")
+    flags.DEFINE_float("teacher_forcing_floor", 1.0, "Probability the schedule decays to (constant: the value).")
+    flags.DEFINE_integer("teacher_forcing_steps", 10000, "Steps over which the schedule decays from 1 to the floor.")
+    flags.DEFINE_integer("steps", 10000, "Training steps in all (a resumed run counts those done).")
+    flags.DEFINE_integer("seed", 0, "Seed for initialisation, data order and sampling.")
+    # Bookkeeping.
+    flags.DEFINE_string("train_dir", "runs/default", "Checkpoints, config.json and TensorBoard events.")
+    flags.DEFINE_string("export_dir", None, "Where to export the SavedModel (default: <train_dir>/export; '' = no export).")
+    flags.DEFINE_integer("eval_every", 500, "Validate every this many steps (and at the end).")
+    flags.DEFINE_integer("eval_lines", 256, "Validation lines per evaluation (0 = all).")
+    flags.DEFINE_integer("log_every", 20, "Log and write scalars every this many steps.")
+    flags.DEFINE_integer("checkpoint_every", 200, "Checkpoint every this many steps (and at the end).")
+    flags.DEFINE_integer("image_every", 500, "Write a sampled line and its attention to TensorBoard every this many steps (0 = never).")
+    flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.")
+    flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored"], "auto: MirroredStrategy when several GPUs are present.")
+    flags.DEFINE_integer("cpu_devices", 1, "Split the CPU into this many logical devices (to exercise MirroredStrategy without GPUs).")
 
 
 def teacher_forcing_probability(kind: str, step: int, floor: float, steps: int) -> float:
@@ -87,8 +91,8 @@ def teacher_forcing_probability(kind: str, step: int, floor: float, steps: int) 
 
 
 def _default_splits(dataset: str):
-    if dataset == "iamondb":
-        return ["trainset", "testset_t"], "testset_v"
+    if dataset == "iamondb":  # Graves (2013), section 4
+        return ["trainset", "testset_t", "testset_f"], "testset_v"
     return ["train"], "valid"
 
 
@@ -226,38 +230,57 @@ class Trainer:
         }
 
 
-def main(argv):
-    del argv
-    import keras
-    import tensorflow as tf
+# -- the command, step by step ---------------------------------------------
 
-    from hwtf import export as export_lib
-    from hwtf import summaries
+
+def validate_flags() -> None:
+    """Refuses flags that cannot train, before anything is written."""
+    positive = ("lstm_units", "lstm_layers", "window_mixtures", "mixtures", "batch_size", "eval_every",
+                "log_every", "checkpoint_every", "keep_checkpoints", "cpu_devices", "lr_decay_steps")
+    for name in positive:
+        if getattr(FLAGS, name) < 1:
+            raise app.UsageError(f"--{name}={getattr(FLAGS, name)}: must be at least 1")
+    for name in ("steps", "eval_lines", "image_every", "teacher_forcing_steps"):
+        if getattr(FLAGS, name) < 0:
+            raise app.UsageError(f"--{name}={getattr(FLAGS, name)}: must not be negative")
+    if not (math.isfinite(FLAGS.learning_rate) and FLAGS.learning_rate > 0):
+        raise app.UsageError(f"--learning_rate={FLAGS.learning_rate:g}: must be a positive number")
+    if not (math.isfinite(FLAGS.clipnorm) and FLAGS.clipnorm >= 0):
+        raise app.UsageError(f"--clipnorm={FLAGS.clipnorm:g}: must be 0 (off) or positive")
+    if not 0.0 <= FLAGS.teacher_forcing_floor <= 1.0:
+        raise app.UsageError(f"--teacher_forcing_floor={FLAGS.teacher_forcing_floor:g}: must be in [0, 1]")
+    if FLAGS.dataset == "iamondb" and not FLAGS.data_dir:
+        raise app.UsageError("--dataset=iamondb needs --data_dir (the IAM-OnDB folder or archive)")
+
+
+def load_data():
+    """The training and validation sets (`--eval_lines` of the latter)."""
     from hwtf.data import dataset as dataset_lib
-    from hwtf.data import strokes as strokes_lib
-    from hwtf.model import ModelConfig, sample_loop
 
-    strategy = make_strategy(FLAGS.strategy, FLAGS.cpu_devices)
-    replicas = strategy.num_replicas_in_sync
-    if FLAGS.batch_size % replicas:
-        raise app.UsageError(f"--batch_size={FLAGS.batch_size} must divide among {replicas} replicas")
-    keras.mixed_precision.set_global_policy(FLAGS.precision)
-    keras.utils.set_random_seed(FLAGS.seed)
-    os.makedirs(FLAGS.train_dir, exist_ok=True)
-
-    # -- data ---------------------------------------------------------------
     default_train, default_valid = _default_splits(FLAGS.dataset)
-    load = lambda splits: dataset_lib.load(
-        FLAGS.dataset, splits, FLAGS.data_dir, FLAGS.cache_dir, num_lines=FLAGS.synthetic_lines
-    )
-    train_set = load(FLAGS.train_splits or default_train)
-    valid_set = load([FLAGS.valid_split or default_valid])
+
+    def load(splits):
+        return dataset_lib.load(FLAGS.dataset, splits, FLAGS.data_dir, FLAGS.cache_dir, num_lines=FLAGS.synthetic_lines)
+
+    try:
+        train_set = load(FLAGS.train_splits or default_train)
+        valid_set = load([FLAGS.valid_split or default_valid])
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
     for name, data in (("train", train_set), ("valid", valid_set)):
         logging.info("%s: %d lines, %d points, %d skipped", name, len(data), data.num_points, len(data.skipped))
     if FLAGS.eval_lines and len(valid_set) > FLAGS.eval_lines:
         valid_set = valid_set.subset(range(FLAGS.eval_lines))
+    return train_set, valid_set
 
-    # -- configuration: one source of truth, kept beside the checkpoints ----
+
+def resolve_config(train_set):
+    """The model's configuration: `config.json` in `--train_dir` when the run
+    resumes (it must describe the model the flags ask for), else made from
+    the flags and the training data, and saved there."""
+    from hwtf.data import strokes as strokes_lib
+    from hwtf.model import ModelConfig
+
     config_path = os.path.join(FLAGS.train_dir, "config.json")
     wanted = ModelConfig(
         model=FLAGS.model,
@@ -268,20 +291,23 @@ def main(argv):
         alphabet=strokes_lib.Alphabet.from_texts(train_set.texts, FLAGS.alphabet_min_count).chars,
         normalizer=strokes_lib.Normalizer.fit(train_set.offsets).as_dict(),
     )
-    if os.path.exists(config_path):
-        config = ModelConfig.load(config_path)
-        if (config.model, config.lstm_units, config.lstm_layers, config.window_mixtures, config.mixtures) != (
-            wanted.model, wanted.lstm_units, wanted.lstm_layers, wanted.window_mixtures, wanted.mixtures
-        ):
-            raise app.UsageError(
-                f"{config_path} describes a different model ({config}); "
-                "use a new --train_dir or the same sizes"
-            )
-    else:
-        config = wanted
-        config.save(config_path)
-    alphabet, normalizer = config.alphabet_lib, config.normalizer_lib
+    if not os.path.exists(config_path):
+        wanted.save(config_path)
+        return wanted
+    config = ModelConfig.load(config_path)
+    sizes = lambda c: (c.model, c.lstm_units, c.lstm_layers, c.window_mixtures, c.mixtures)  # noqa: E731
+    if sizes(config) != sizes(wanted):
+        raise app.UsageError(
+            f"{config_path} describes a different model ({config}); use a new --train_dir or the same sizes"
+        )
+    return config
 
+
+def make_datasets(config, train_set, valid_set):
+    """Training batches (shuffled, bucketed, repeated) and validation batches."""
+    from hwtf.data import dataset as dataset_lib
+
+    alphabet, normalizer = config.alphabet_lib, config.normalizer_lib
     train_ds = dataset_lib.make_dataset(
         train_set, alphabet, normalizer, FLAGS.batch_size, seed=FLAGS.seed,
         max_length=FLAGS.max_length, chunk_length=FLAGS.chunk_length,
@@ -289,116 +315,175 @@ def main(argv):
     valid_ds = dataset_lib.make_dataset(
         valid_set, alphabet, normalizer, FLAGS.batch_size, shuffle=False, repeat=False, bucket=False,
     )
+    return train_ds, valid_ds
 
-    # -- model, optimizer, checkpoint ---------------------------------------
-    if FLAGS.lr_schedule == "exponential":
-        lr = keras.optimizers.schedules.ExponentialDecay(FLAGS.learning_rate, FLAGS.lr_decay_steps, FLAGS.lr_decay_rate)
-    elif FLAGS.lr_schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(FLAGS.learning_rate, FLAGS.steps, alpha=0.1)
-    else:
-        lr = FLAGS.learning_rate
-    trainer = Trainer(config, strategy, FLAGS.optimizer, lr, FLAGS.clipnorm)
-    model, step_var, skipped_var, best_var = trainer.model, trainer.step, trainer.skipped, trainer.best
+
+def learning_rate(kind: str, initial: float, steps: int, decay_steps: int = 1000, decay_rate: float = 0.5):
+    """The learning rate of schedule `kind`: `constant` (the number
+    `initial`), `exponential` (times `decay_rate` every `decay_steps`) or
+    `cosine` (from `initial` to a tenth of it at `steps`), as a Keras schedule."""
+    import keras
+
+    if kind == "exponential":
+        return keras.optimizers.schedules.ExponentialDecay(initial, decay_steps, decay_rate)
+    if kind == "cosine":
+        return keras.optimizers.schedules.CosineDecay(initial, steps, alpha=0.1)
+    if kind == "constant":
+        return initial
+    raise ValueError(f"unknown learning-rate schedule {kind!r}")
+
+
+def restore(trainer):
+    """Checkpoint managers for the latest and the best checkpoint; resumes
+    from the latest when `--train_dir` has one."""
+    import tensorflow as tf
+
     manager = tf.train.CheckpointManager(trainer.checkpoint, FLAGS.train_dir, max_to_keep=FLAGS.keep_checkpoints)
-    best_manager = tf.train.CheckpointManager(
-        trainer.checkpoint, os.path.join(FLAGS.train_dir, "best"), max_to_keep=1
-    )
+    best = tf.train.CheckpointManager(trainer.checkpoint, os.path.join(FLAGS.train_dir, "best"), max_to_keep=1)
     if manager.latest_checkpoint:
         trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info("resumed from %s at step %d", manager.latest_checkpoint, int(step_var.numpy()))
-    start = int(step_var.numpy())
+        logging.info("resumed from %s at step %d", manager.latest_checkpoint, int(trainer.step.numpy()))
+    return manager, best
 
-    # The data order depends only on the seed, so a resumed run skips the
-    # batches it has already seen and goes on with the same order.
-    train_iter = iter(strategy.experimental_distribute_dataset(train_ds.skip(start)))
 
-    def evaluate() -> dict:
-        return trainer.evaluate(strategy.experimental_distribute_dataset(valid_ds))
+class Loop:
+    """The training loop and what it does on the way: logs and scalars,
+    validation (keeping the best checkpoint), sample pictures, checkpoints."""
 
-    writer = tf.summary.create_file_writer(os.path.join(FLAGS.train_dir, "tensorboard"))
+    def __init__(self, trainer, strategy, config, lr, train_ds, valid_ds, valid_set, managers):
+        import tensorflow as tf
 
-    # Compiled once: an eager sampling loop would be several times slower.
-    sampler = tf.function(lambda *args: sample_loop(model, 1, *args))
+        from hwtf import summaries
+        from hwtf.model import sample_loop
 
-    def write_image(step: int):
+        self.trainer, self.strategy, self.config, self.lr = trainer, strategy, config, lr
+        self.valid_ds, self.valid_set = valid_ds, valid_set
+        self.manager, self.best_manager = managers
+        self.summaries = summaries
+        self.writer = tf.summary.create_file_writer(os.path.join(FLAGS.train_dir, "tensorboard"))
+        # The data order depends only on the seed, so a resumed run skips the
+        # batches it has already seen and goes on with the same order.
+        self.start = int(trainer.step.numpy())
+        self.batches = iter(strategy.experimental_distribute_dataset(train_ds.skip(self.start)))
+        # Compiled once: an eager sampling loop would be several times slower.
+        self.sampler = tf.function(lambda *args: sample_loop(trainer.model, 1, *args))
+
+    def run(self) -> None:
+        logging.info(
+            "training %s: %d parameters, steps %d..%d, %d replica(s)", self.config.model,
+            self.trainer.model.count_params(), self.start, FLAGS.steps, self.strategy.num_replicas_in_sync,
+        )
+        self.last_time, self.last_step, run_start = time.time(), self.start, time.time()
+        step = self.start
+        while step < FLAGS.steps:
+            teacher_forcing = teacher_forcing_probability(
+                FLAGS.teacher_forcing, step, FLAGS.teacher_forcing_floor, FLAGS.teacher_forcing_steps
+            )
+            result = self.trainer.train(next(self.batches), teacher_forcing, FLAGS.seed)
+            step += 1
+            last = step == FLAGS.steps
+            if step % FLAGS.log_every == 0 or last:
+                self.log(step, result, teacher_forcing)
+            if step % FLAGS.eval_every == 0 or last:
+                self.validate(step)
+            if FLAGS.image_every and (step % FLAGS.image_every == 0 or last):
+                self.write_image(step)
+            if step % FLAGS.checkpoint_every == 0 or last:
+                self.manager.save(checkpoint_number=step)
+            self.writer.flush()
+        logging.info("trained to step %d in %.1f s", step, time.time() - run_start)
+
+    def log(self, step: int, result: dict, teacher_forcing: float) -> None:
+        now = time.time()
+        rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
+        self.last_time, self.last_step = now, step
+        eta = (FLAGS.steps - step) / max(rate, 1e-9)
+        loss = float(result["loss"])
+        logging.info(
+            "step %d  loss %.4f  (offset %.4f, pen %.4f)  %.2f steps/s  ETA %s",
+            step, loss, float(result["offset_nll"]), float(result["pen_nll"]), rate,
+            time.strftime("%H:%M:%S", time.gmtime(eta)),
+        )
+        scalar = self.summaries.scalar
+        with self.writer.as_default():
+            scalar("loss", loss, step)
+            scalar("offset_nll", result["offset_nll"], step)
+            scalar("pen_nll", result["pen_nll"], step)
+            scalar("grad_norm", result["grad_norm"], step)
+            scalar("learning_rate", float(self.lr(step) if callable(self.lr) else self.lr), step)
+            scalar("teacher_forcing", teacher_forcing, step)
+            scalar("skipped_updates", int(self.trainer.skipped.numpy()), step)
+            scalar("steps_per_sec", rate, step)
+
+    def validate(self, step: int) -> None:
+        valid = self.trainer.evaluate(self.strategy.experimental_distribute_dataset(self.valid_ds))
+        logging.info("step %d  valid NLL %.2f nats/line, %.4f nats/point",
+                     step, valid["nll_per_line"], valid["nll_per_point"])
+        with self.writer.as_default():
+            self.summaries.scalar("valid/nll_per_line", valid["nll_per_line"], step)
+            self.summaries.scalar("valid/nll_per_point", valid["nll_per_point"], step)
+        if valid["nll_per_line"] < float(self.trainer.best.numpy()):
+            self.trainer.best.assign(valid["nll_per_line"])
+            self.best_manager.save(checkpoint_number=step)
+
+    def write_image(self, step: int) -> None:
+        """A line sampled at bias 0.5 (the first validation text) and its
+        attention, to TensorBoard."""
+        import tensorflow as tf
+
         from hwtf import render
+        from hwtf.data import strokes as strokes_lib
 
-        text = valid_set.texts[0] if config.model == "synthesis" else ""
-        chars = tf.constant([alphabet.encode(text)]) if config.model == "synthesis" else None
-        offsets, lengths, phi = sampler(
-            chars, tf.constant([len(text)]) if chars is not None else None,
+        synthesis = self.config.model == "synthesis"
+        text = self.valid_set.texts[0] if synthesis else ""
+        alphabet, normalizer = self.config.alphabet_lib, self.config.normalizer_lib
+        chars = tf.constant([alphabet.encode(text)]) if synthesis else None
+        offsets, lengths, phi = self.sampler(
+            chars, tf.constant([len(text)]) if synthesis else None,
             tf.constant(0.5), tf.constant([FLAGS.seed, step], tf.int64),
             tf.constant(min(40 * max(len(text), 10), 1500)),
         )
         n = int(lengths[0])
-        line = normalizer.denormalize(offsets[0, :n].numpy())
-        strokes = strokes_lib.offsets_to_strokes(line)
-        with writer.as_default():
-            summaries.image("sample", render.png_bytes(strokes, title=text), step)
-            if config.model == "synthesis" and n:
-                png = render.attention_png_bytes(phi[0, :n].numpy(), text, strokes)
-                summaries.image("attention", png, step)
+        strokes = strokes_lib.offsets_to_strokes(normalizer.denormalize(offsets[0, :n].numpy()))
+        with self.writer.as_default():
+            self.summaries.image("sample", render.png_bytes(strokes, title=text), step)
+            if synthesis and n:
+                self.summaries.image("attention", render.attention_png_bytes(phi[0, :n].numpy(), text, strokes), step)
 
-    # -- the loop -----------------------------------------------------------
-    logging.info(
-        "training %s: %d parameters, steps %d..%d, %d replica(s)",
-        config.model, model.count_params(), start, FLAGS.steps, replicas,
-    )
-    last_time, last_step, run_start = time.time(), start, time.time()
-    step = start
-    while step < FLAGS.steps:
-        teacher_forcing = teacher_forcing_probability(
-            FLAGS.teacher_forcing, step, FLAGS.teacher_forcing_floor, FLAGS.teacher_forcing_steps
-        )
-        result = trainer.train(next(train_iter), teacher_forcing, FLAGS.seed)
-        step += 1
-        if step % FLAGS.log_every == 0 or step == FLAGS.steps:
-            now = time.time()
-            rate = (step - last_step) / max(now - last_time, 1e-9)
-            last_time, last_step = now, step
-            eta = (FLAGS.steps - step) / max(rate, 1e-9)
-            loss = float(result["loss"])
-            logging.info(
-                "step %d  loss %.4f  (offset %.4f, pen %.4f)  %.2f steps/s  ETA %s",
-                step, loss, float(result["offset_nll"]), float(result["pen_nll"]), rate,
-                time.strftime("%H:%M:%S", time.gmtime(eta)),
-            )
-            current_lr = lr(step) if callable(lr) else lr
-            with writer.as_default():
-                summaries.scalar("loss", loss, step)
-                summaries.scalar("offset_nll", result["offset_nll"], step)
-                summaries.scalar("pen_nll", result["pen_nll"], step)
-                summaries.scalar("grad_norm", result["grad_norm"], step)
-                summaries.scalar("learning_rate", float(current_lr), step)
-                summaries.scalar("teacher_forcing", teacher_forcing, step)
-                summaries.scalar("skipped_updates", int(skipped_var.numpy()), step)
-                summaries.scalar("steps_per_sec", rate, step)
-        if step % FLAGS.eval_every == 0 or step == FLAGS.steps:
-            valid = evaluate()
-            logging.info(
-                "step %d  valid NLL %.2f nats/line, %.4f nats/point",
-                step, valid["nll_per_line"], valid["nll_per_point"],
-            )
-            with writer.as_default():
-                summaries.scalar("valid/nll_per_line", valid["nll_per_line"], step)
-                summaries.scalar("valid/nll_per_point", valid["nll_per_point"], step)
-            if valid["nll_per_line"] < float(best_var.numpy()):
-                best_var.assign(valid["nll_per_line"])
-                best_manager.save(checkpoint_number=step)
-        if FLAGS.image_every and (step % FLAGS.image_every == 0 or step == FLAGS.steps):
-            write_image(step)
-        if step % FLAGS.checkpoint_every == 0 or step == FLAGS.steps:
-            manager.save(checkpoint_number=step)
-        writer.flush()
-    logging.info("trained to step %d in %.1f s", step, time.time() - run_start)
 
-    export_dir = FLAGS.export_dir
-    if export_dir is None:
-        export_dir = os.path.join(FLAGS.train_dir, "export")
+def export_model(model, config) -> None:
+    """Exports to `--export_dir` (default `<train_dir>/export`; '' = none)."""
+    from hwtf import export as export_lib
+
+    export_dir = os.path.join(FLAGS.train_dir, "export") if FLAGS.export_dir is None else FLAGS.export_dir
     if export_dir:
         export_lib.export(model, config, export_dir)
         logging.info("exported to %s", export_dir)
 
 
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    import keras
+
+    validate_flags()
+    strategy = make_strategy(FLAGS.strategy, FLAGS.cpu_devices)
+    if FLAGS.batch_size % strategy.num_replicas_in_sync:
+        raise app.UsageError(f"--batch_size={FLAGS.batch_size} must divide among "
+                             f"{strategy.num_replicas_in_sync} replicas")
+    keras.mixed_precision.set_global_policy(FLAGS.precision)
+    keras.utils.set_random_seed(FLAGS.seed)
+    train_set, valid_set = load_data()
+    os.makedirs(FLAGS.train_dir, exist_ok=True)
+    config = resolve_config(train_set)
+    train_ds, valid_ds = make_datasets(config, train_set, valid_set)
+    lr = learning_rate(FLAGS.lr_schedule, FLAGS.learning_rate, FLAGS.steps, FLAGS.lr_decay_steps, FLAGS.lr_decay_rate)
+    trainer = Trainer(config, strategy, FLAGS.optimizer, lr, FLAGS.clipnorm)
+    managers = restore(trainer)
+    Loop(trainer, strategy, config, lr, train_ds, valid_ds, valid_set, managers).run()
+    export_model(trainer.model, config)
+
+
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -199,3 +199,27 @@ def test_evaluate_agrees_between_checkpoint_and_export(ci_run, tmp_path):
     # The best checkpoint is the one validated last in this run (the loss fell).
     valid = [float(v) for v in re.findall(r"valid NLL (-?[\d.]+) nats/line", log)]
     assert from_checkpoint["nll_per_point"] < 3.0 and valid[-1] == min(valid)
+
+
+def test_learning_rate_schedules():
+    from hwtf.train import learning_rate
+
+    assert learning_rate("constant", 1e-3, 100) == 1e-3
+    exponential = learning_rate("exponential", 1e-3, 100, decay_steps=10, decay_rate=0.5)
+    np.testing.assert_allclose([float(exponential(s)) for s in (0, 10, 20)], [1e-3, 5e-4, 2.5e-4], rtol=1e-5)
+    cosine = learning_rate("cosine", 1e-3, 100)
+    values = [float(cosine(s)) for s in range(0, 101, 10)]
+    assert values[0] == pytest.approx(1e-3) and values[-1] == pytest.approx(1e-4)
+    assert all(a > b for a, b in zip(values, values[1:]))
+    with pytest.raises(ValueError, match="unknown learning-rate schedule"):
+        learning_rate("linear", 1e-3, 100)
+
+
+def test_bad_flags_are_refused_before_anything_is_written(tmp_path):
+    for flag in ("--mixtures=0", "--batch_size=0", "--learning_rate=-1"):
+        train_dir = tmp_path / "run"
+        proc = subprocess.run(_train_command(str(train_dir), flag), cwd=REPO, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode != 0, flag
+        assert f"{flag}: must" in proc.stderr, proc.stderr[-2000:]
+        assert not train_dir.exists(), flag
