@@ -61,8 +61,13 @@ def main(argv):
     logging.info("wrote %d styles to %s", FLAGS.count, path)
 
 
-if __name__ == "__main__":
+def define_flags() -> None:
+    """The command's flags, defined when it runs (as in every hwtf command)."""
     flags.DEFINE_string("model", None, "An exported synthesis SavedModel.", required=True)
     flags.DEFINE_integer("count", STYLE_COUNT, "How many styles.")
     flags.DEFINE_float("bias", STYLE_BIAS, "Sampling bias of the recorded lines.")
+
+
+if __name__ == "__main__":
+    define_flags()
     app.run(main)

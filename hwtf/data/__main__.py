@@ -13,20 +13,17 @@ from absl import app, flags
 
 from hwtf.data import dataset as dataset_lib
 
-_DATASET = flags.DEFINE_enum(
-    "dataset", "synthetic", list(dataset_lib.DATASETS), "Which data set to load."
-)
-_DATA_DIR = flags.DEFINE_string(
-    "data_dir", None, "IAM-OnDB folder or archive (needed for --dataset=iamondb)."
-)
-_SPLIT = flags.DEFINE_string(
-    "split", None,
-    "Comma-separated splits; default trainset (iamondb) or train (synthetic).",
-)
-_CACHE_DIR = flags.DEFINE_string(
-    "cache_dir", None, "Cache folder (default $HWTF_CACHE or ~/.cache/hwtf; '' disables)."
-)
-_JSON = flags.DEFINE_bool("json", False, "Print one JSON object instead of a summary.")
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The command's flags, defined when it runs (as in every hwtf command)."""
+    flags.DEFINE_enum("dataset", "synthetic", list(dataset_lib.DATASETS), "Which data set to load.")
+    flags.DEFINE_string("data_dir", None, "IAM-OnDB folder or archive (needed for --dataset=iamondb).")
+    flags.DEFINE_string("split", None, "Comma-separated splits; default trainset (iamondb) or train (synthetic).")
+    flags.DEFINE_string("cache_dir", None, "Cache folder (default $HWTF_CACHE or ~/.cache/hwtf; '' disables).")
+    flags.DEFINE_bool("json", False, "Print one JSON object instead of a summary.")
+
 
 _DEFAULT_SPLIT = {"iamondb": "trainset", "synthetic": "train"}
 
@@ -45,16 +42,16 @@ def summary(data: dataset_lib.HandwritingSet) -> dict:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    split = _SPLIT.value or _DEFAULT_SPLIT[_DATASET.value]
+    split = FLAGS.split or _DEFAULT_SPLIT[FLAGS.dataset]
     splits = [s.strip() for s in split.split(",") if s.strip()]
     try:
         data = dataset_lib.load(
-            _DATASET.value, splits, data_dir=_DATA_DIR.value, cache_dir=_CACHE_DIR.value
+            FLAGS.dataset, splits, data_dir=FLAGS.data_dir, cache_dir=FLAGS.cache_dir
         )
     except ValueError as e:
         raise app.UsageError(str(e))
-    result = {"dataset": _DATASET.value, "splits": splits, **summary(data)}
-    if _JSON.value:
+    result = {"dataset": FLAGS.dataset, "splits": splits, **summary(data)}
+    if FLAGS.json:
         print(json.dumps(result, ensure_ascii=False))
         return
     print(f"{result['dataset']} {','.join(splits)}: {result['lines']:,} lines, "
@@ -71,4 +68,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
