@@ -86,10 +86,11 @@ class ModelConfig:
             mixtures=self.mixtures,
             alphabet_size=len(self.alphabet_lib) if self.model == "synthesis" else 0,
         )
-        model.build_all()
+        model.build()
         return model
 
 
+@keras.saving.register_keras_serializable(package="hwtf")
 class HandwritingModel(keras.Model):
     """Graves's handwriting model: LSTM stack (+ window) and mixture head.
 
@@ -122,10 +123,28 @@ class HandwritingModel(keras.Model):
     def conditional(self) -> bool:
         return self.stack.conditional
 
-    def build_all(self):
+    def build(self, input_shape=None):
+        """Creates every weight. The sizes come from the constructor, not from
+        `input_shape` (offsets are always 3 wide and the text's length does
+        not shape a weight), so this needs no sample input; Keras calls it
+        with the saved build config when it loads a `.keras` file."""
         self.stack.build()
         self.head.build((None, self.stack.output_size))
         self.built = True
+
+    def get_build_config(self):
+        return {"input_shape": None}
+
+    def build_from_config(self, config):
+        self.build()
+
+    def compute_output_shape(self, offsets_shape, chars_shape=None, char_lengths_shape=None):
+        stack = self.stack.compute_output_shape(offsets_shape, chars_shape)
+        return {
+            "head": self.head.compute_output_shape(stack["outputs"]),
+            "phi": stack["phi"],
+            "kappa": stack["kappa"],
+        }
 
     def call(self, offsets, chars=None, char_lengths=None, initial_state=None):
         """Whole sequences.

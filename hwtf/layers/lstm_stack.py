@@ -214,6 +214,7 @@ def lstm_recurrence(proj, recurrent, h0, c0):
     return (hs, h_last, c_last), grad
 
 
+@keras.saving.register_keras_serializable(package="hwtf")
 class LSTMStack(keras.layers.Layer):
     """`lstm_layers` LSTMs of `lstm_units`, with Graves's skip connections.
 
@@ -447,6 +448,19 @@ class LSTMStack(keras.layers.Layer):
             hs.append(below)
             cs.append(c_n)
         return tf.concat(hs, -1), StackState(tuple(hs), tuple(cs), kappa, w), phi
+
+    def compute_output_shape(self, offsets_shape, chars_shape=None, char_lengths_shape=None, initial_state_shape=None):
+        """`outputs [B, T, L*H]`, `phi [B, T, U]`, `kappa [B, T, K]` and
+        `window [B, T, V]` (`[B, T, 0]` without a window). The final state, a
+        `StackState`, is left out: Keras shapes are of tensors, not tuples."""
+        batch, time = offsets_shape[0], offsets_shape[1]
+        chars = chars_shape[1] if self.conditional and chars_shape is not None else 0
+        return {
+            "outputs": (batch, time, self.output_size),
+            "phi": (batch, time, chars),
+            "kappa": (batch, time, self.window_mixtures),
+            "window": (batch, time, self.alphabet_size),
+        }
 
     def get_config(self):
         return {

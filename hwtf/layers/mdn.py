@@ -7,6 +7,7 @@ import keras
 from hwtf import distributions
 
 
+@keras.saving.register_keras_serializable(package="hwtf")
 class MixtureDensityHead(keras.layers.Layer):
     """A linear map from the stack's outputs to `1 + 6M` raw parameters.
 
@@ -31,6 +32,9 @@ class MixtureDensityHead(keras.layers.Layer):
     def call(self, outputs):
         """`outputs [..., L*H]` -> raw head `[..., 1 + 6M]`."""
         return self.dense(outputs)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], distributions.head_size(self.mixtures))
 
     def get_config(self):
         return {**super().get_config(), "mixtures": self.mixtures}

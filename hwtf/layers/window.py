@@ -24,6 +24,7 @@ def window_step(h, kappa_prev, kernel, bias, chars_onehot, char_mask):
     return w, phi, kappa, params
 
 
+@keras.saving.register_keras_serializable(package="hwtf")
 class GaussianWindow(keras.layers.Layer):
     """A mixture of K Gaussian bumps sliding along the text.
 
@@ -38,7 +39,9 @@ class GaussianWindow(keras.layers.Layer):
         w_t = sum_u phi(t, u) c_u,
 
     where `c_u` is the one-hot vector of the u-th character (u = 0, 1, ...)
-    and padded positions have `phi = 0`. Because `exp(.) > 0`, `kappa` never
+    and padding's `c_u` is masked out of `w_t`. `phi` itself is not masked
+    here (a sampler reads it one position past the text's end to stop);
+    `LSTMStack` zeroes it on padded positions in its output. Because `exp(.) > 0`, `kappa` never
     decreases: the window can only move forwards along the text.
 
     The bias of `kappa_hat` starts at `kappa_bias` (default -3, a step of
@@ -86,6 +89,11 @@ class GaussianWindow(keras.layers.Layer):
         """
         w, phi, kappa, _ = window_step(h, kappa_prev, self.kernel, self.bias, chars_onehot, char_mask)
         return w, phi, kappa
+
+    def compute_output_shape(self, h_shape, kappa_shape, chars_onehot_shape, char_mask_shape):
+        """`(w [B, V], phi [B, U], kappa [B, K])`."""
+        batch, chars, alphabet = chars_onehot_shape
+        return (batch, alphabet), (batch, chars), (batch, self.window_mixtures)
 
     def get_config(self):
         return {
