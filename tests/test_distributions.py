@@ -69,17 +69,26 @@ def test_gradients_finite_at_extreme_parameters(rho_hat):
     assert np.all(np.isfinite(grad.numpy()))
 
 
-def test_bias_zero_leaves_distribution_unchanged():
+@pytest.mark.parametrize("bias", [0.0, 0.5, 2.0])
+def test_bias_follows_graves_eqs_61_and_62(bias):
+    """Graves (2013) eqs. 61-62: sigma = exp(sigma_hat - b), pi = softmax(pi_hat (1 + b));
+    the means, correlations and pen-up logit do not move."""
     rng = np.random.default_rng(1)
-    head = _random_head(rng, (5,), 4)
-    a = distributions.split_head(head)
-    b = distributions.split_head(head, bias=0.0)
-    for x, y in zip(a, b):
-        np.testing.assert_array_equal(x.numpy(), y.numpy())
-    x = tf.constant(rng.normal(size=(5, 3)), tf.float32)
-    np.testing.assert_array_equal(
-        sum(distributions.log_prob(a, x)).numpy(), sum(distributions.log_prob(b, x)).numpy()
-    )
+    m = 4
+    head = _random_head(rng, (5,), m)
+    pen, pi_hat, mu, sigma_hat, rho_hat = np.split(head, np.cumsum([1, m, 2 * m, 2 * m]), -1)
+    params = distributions.split_head(head, bias=bias)
+    np.testing.assert_allclose(params.sigma.numpy(), np.exp(sigma_hat - bias).reshape(5, m, 2) + distributions.SIGMA_MIN,
+                               rtol=1e-5)
+    np.testing.assert_allclose(tf.nn.softmax(params.pi_logits).numpy(),
+                               tf.nn.softmax(pi_hat * (1 + bias)).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(params.mu.numpy(), mu.reshape(5, m, 2))
+    np.testing.assert_allclose(params.pen_logit.numpy(), pen[:, 0])
+    np.testing.assert_allclose(params.rho.numpy(), distributions.RHO_MAX * np.tanh(rho_hat), rtol=1e-5)
+    if bias == 0.0:  # the default is no bias
+        unbiased = distributions.split_head(head)
+        for x, y in zip(params, unbiased):
+            np.testing.assert_array_equal(x.numpy(), y.numpy())
 
 
 def test_large_bias_collapses_samples_to_the_mode():

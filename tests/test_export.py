@@ -131,8 +131,7 @@ def test_log_prob_signature_matches_training_nll(loaded, exported):
     strokes[1, 20:] = 0
     out = loaded.log_prob(strokes=tf.constant(strokes), lengths=tf.constant([30, 20]), text=tf.constant(["abc", "de"]))
     model = config.build_model()
-    tf.train.Checkpoint(model=model).read  # same weights: take them from the export
-    for v, w in zip(model.weights, loaded.weights):
+    for v, w in zip(model.weights, loaded.weights):  # the export's weights
         v.assign(w)
     batch = {
         "offsets": config.normalizer_lib.normalize(strokes.reshape(-1, 3)).reshape(2, 30, 3),

@@ -95,7 +95,9 @@ def test_evaluate_legibility_command(exported, tmp_path):
     assert result["lines"] == 3 and set(result["generated"]) == {"0", "2"}
     assert len(result["real"]["readings"]) == 3
     for r in [result["real"], *result["generated"].values()]:
-        assert 0.0 <= r["cer"]
+        # Each CER is what its readings score against the texts.
+        assert len(r["readings"]) == 3
+        assert r["cer"] == pytest.approx(legibility.character_error_rate(r["readings"], result["texts"]))
     assert len(os.listdir(tmp_path)) >= 3  # the real lines at least were kept
     # An untrained model's scribbles are far less legible than real ink.
     assert result["generated"]["0"]["cer"] > result["real"]["cer"]

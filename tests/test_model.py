@@ -147,3 +147,23 @@ def test_bfloat16_and_float32_agree_on_the_loss(tiny_config):
     assert bf16.stack.compute_dtype == "bfloat16" and bf16.head.compute_dtype == "float32"
     assert abs(float(got["loss"]) - float(want["loss"])) < 0.02
     assert float(got["loss"]) != float(want["loss"])  # the bfloat16 path really ran
+
+
+def test_prime_state_is_the_state_after_each_lines_own_points(tiny_config):
+    """Stepping over a padded batch of priming lines leaves each line in the
+    state the whole-sequence pass reaches at its own last point, and returns
+    that point."""
+    from hwtf.model import prime_state
+
+    model = tiny_config.build_model()
+    for v in model.weights:  # away from the initialisation, so that states differ
+        v.assign(v.numpy() + np.random.default_rng(7).normal(size=v.shape).astype(np.float32) * 0.2)
+    batch = random_batch(np.random.default_rng(4), [9, 5], [4, 3])
+    onehot, mask = model.stack.encode_chars(batch["chars"], batch["char_lengths"])
+    state, last = prime_state(model, tf.constant(batch["offsets"]), tf.constant(batch["lengths"]), onehot, mask)
+    for b, n in enumerate(batch["lengths"]):
+        one = slice(b, b + 1)
+        want = model(batch["offsets"][one, :n], batch["chars"][one], batch["char_lengths"][one])["state"]
+        for got_part, want_part in zip(tf.nest.flatten(state), tf.nest.flatten(want)):
+            np.testing.assert_allclose(got_part[b].numpy(), want_part[0].numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(last[b].numpy(), batch["offsets"][b, n - 1])

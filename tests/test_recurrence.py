@@ -84,3 +84,42 @@ def test_stack_gradient_matches_autodiff_of_the_one_step_path(window_mixtures):
     want = tape.gradient(loss, stack.trainable_variables)
     for v, g, w in zip(stack.trainable_variables, grads, want):
         np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=2e-4, atol=2e-5, err_msg=v.path)
+
+
+def test_stack_gradient_in_mixed_bfloat16_is_close_to_float32():
+    """The hand-written gradients under mixed bfloat16 (matmuls in bfloat16,
+    the window and cell state in float32) against the float32 gradients of
+    the same weights: equal up to bfloat16's rounding."""
+    import keras
+
+    from conftest import random_batch
+    from hwtf.layers import LSTMStack
+
+    rng = np.random.default_rng(5)
+    batch = random_batch(rng, [12, 8], [5, 3], alphabet_size=7)
+    out_weights = tf.constant(rng.normal(size=(2, 12, 3 * 8)), tf.float32)
+    grads = {}
+    values = None
+    for policy in ("float32", "mixed_bfloat16"):
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            stack = LSTMStack(lstm_units=8, lstm_layers=3, window_mixtures=2, alphabet_size=7)
+            stack.build()
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        if values is None:
+            values = [v.numpy() * 2.0 + rng.normal(size=v.shape) * 0.3 for v in stack.weights]
+        for v, value in zip(stack.weights, values):
+            v.assign(value)
+        with tf.GradientTape() as tape:
+            out = stack(batch["offsets"], batch["chars"], batch["char_lengths"])
+            loss = tf.reduce_sum(tf.cast(out["outputs"], tf.float32) * out_weights)
+        grads[policy] = tape.gradient(loss, stack.trainable_variables)
+        if policy == "mixed_bfloat16":
+            assert stack.compute_dtype == "bfloat16"
+    paths = [v.path for v in stack.trainable_variables]
+    for path, g32, g16 in zip(paths, grads["float32"], grads["mixed_bfloat16"]):
+        g32, g16 = g32.numpy(), tf.cast(g16, tf.float32).numpy()
+        error = np.linalg.norm(g16 - g32) / np.linalg.norm(g32)
+        assert error < 0.05, f"{path}: relative error {error:.3f}"
+        assert not np.array_equal(g16, g32), path  # the bfloat16 path really ran

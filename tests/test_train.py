@@ -223,3 +223,33 @@ def test_bad_flags_are_refused_before_anything_is_written(tmp_path):
         assert proc.returncode != 0, flag
         assert f"{flag}: must" in proc.stderr, proc.stderr[-2000:]
         assert not train_dir.exists(), flag
+
+
+def test_trainer_runs_scheduled_sampling(tiny_config):
+    """Through the Trainer: at teacher forcing 1 the loss is the plain NLL of
+    the batch; below 1 the model's own samples replace some inputs, so the
+    loss changes, the same seed repeats it and another seed does not."""
+    from hwtf.model import nll
+    from hwtf.train import Trainer
+
+    import keras
+
+    keras.utils.set_random_seed(0)
+    batch = random_batch(np.random.default_rng(2), [30, 24], [5, 4])
+    trainer = Trainer(tiny_config, tf.distribute.get_strategy(), "adam", 1e-3, clipnorm=1.0)
+    start = [v.numpy() for v in trainer.model.weights]
+
+    def loss(teacher_forcing, seed):
+        for v, value in zip(trainer.model.weights, start):
+            v.assign(value)
+        return float(trainer.train(batch, teacher_forcing, seed)["loss"])
+
+    plain = float(nll(trainer.model, batch)["loss"])
+    assert loss(1.0, 0) == pytest.approx(plain, rel=1e-5)
+    trainer.step.assign(0)
+    mixed = loss(0.0, 0)
+    assert mixed != plain
+    trainer.step.assign(0)
+    assert loss(0.0, 0) == mixed  # the step's seed is (seed, step): the same draw
+    trainer.step.assign(0)
+    assert loss(0.0, 1) != mixed
