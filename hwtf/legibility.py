@@ -130,7 +130,7 @@ def character_error_rate(readings: Sequence[str], truths: Sequence[str]) -> floa
     return edits / chars
 
 
-def read_ink(lines: Sequence[Sequence[np.ndarray]], scale: float, keep_dir: str | None = None, prefix: str = "line") -> list[str]:
+def render_and_read(lines: Sequence[Sequence[np.ndarray]], scale: float, keep_dir: str | None = None, prefix: str = "line") -> list[str]:
     """Renders each line of strokes and reads it; `keep_dir` keeps the PNGs."""
     readings = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -182,7 +182,7 @@ def legibility(model_path: str, data, lines: int = 32, biases: Sequence[float] =
     index = choose_lines(data, lines)
     texts = [_normal(data.texts[i]) for i in index]
     scale = pixels_per_unit(float(config.normalizer_lib.mean[0]))
-    real = read_ink([offsets_to_strokes(data.offsets[i]) for i in index], scale, keep_dir, "real")
+    real = render_and_read([offsets_to_strokes(data.offsets[i]) for i in index], scale, keep_dir, "real")
     result = {
         "model": model_path,
         "lines": len(texts),
@@ -198,7 +198,7 @@ def legibility(model_path: str, data, lines: int = 32, biases: Sequence[float] =
         for start in range(0, len(texts), 16):
             ink = writer.write(texts[start : start + 16], bias, seed, steps_per_char=40)
             written.extend(line.strokes for line in ink)
-        readings = read_ink(written, scale, keep_dir, f"bias{bias:g}")
+        readings = render_and_read(written, scale, keep_dir, f"bias{bias:g}")
         result["generated"][f"{bias:g}"] = {
             "cer": character_error_rate(readings, texts), "readings": [_normal(r) for r in readings],
         }

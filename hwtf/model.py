@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 
 import keras
 import tensorflow as tf
 
 from hwtf import distributions
 from hwtf.data import strokes as strokes_lib
+from hwtf.files import atomic_write
 from hwtf.layers import LSTMStack, MixtureDensityHead, StackState
 
 MODELS = ("synthesis", "prediction")
@@ -65,13 +64,8 @@ class ModelConfig:
 
     def save(self, path: str) -> None:
         """Writes the JSON atomically (a kill leaves the old file or the new)."""
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
+        with atomic_write(path) as f:
             f.write(self.to_json())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; this is no secret
-        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: str) -> "ModelConfig":

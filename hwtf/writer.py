@@ -188,11 +188,11 @@ def load_style(path: str, config, text: str | None = None) -> Style:
 
 def save_styles(model_dir: str, styles: list[dict]) -> str:
     """Writes `styles.json` into `model_dir` atomically."""
+    from hwtf.files import atomic_write
+
     path = os.path.join(model_dir, STYLES_FILE)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(path) as f:
         json.dump({"version": STYLES_VERSION, "styles": styles}, f, separators=(",", ":"))
-    os.replace(tmp, path)
     return path
 
 

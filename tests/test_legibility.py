@@ -70,7 +70,7 @@ def test_tesseract_reads_real_ink_and_not_scrambled_ink(tmp_path):
     texts = [data.texts[i] for i in index]
     scale = legibility.pixels_per_unit(float(np.mean(np.concatenate(data.offsets)[:, 0])))
     real = [offsets_to_strokes(data.offsets[i]) for i in index]
-    readings = legibility.read_ink(real, scale, str(tmp_path))
+    readings = legibility.render_and_read(real, scale, str(tmp_path))
     assert legibility.character_error_rate(readings, texts) < 0.3, readings
     # The same strokes, each moved to a random place: no longer writing.
     rng = np.random.default_rng(0)
@@ -78,7 +78,7 @@ def test_tesseract_reads_real_ink_and_not_scrambled_ink(tmp_path):
     for strokes in real:
         box = np.ptp(np.concatenate(strokes), axis=0)
         scrambled.append([s - s.mean(0) + rng.uniform(0, 1, 2) * box for s in strokes])
-    readings = legibility.read_ink(scrambled, scale)
+    readings = legibility.render_and_read(scrambled, scale)
     assert legibility.character_error_rate(readings, texts) > 0.6, readings
 
 

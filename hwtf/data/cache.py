@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -29,6 +28,7 @@ import numpy as np
 from absl import logging
 
 from hwtf.data.strokes import HandwritingSet, Skipped
+from hwtf.files import atomic_write
 
 # Bump when the file layout above changes.
 FORMAT_VERSION = 1
@@ -133,20 +133,8 @@ def _write(path: Path, key_json: str, data: HandwritingSet) -> None:
         "skipped_ids": _str_array([s.id for s in data.skipped]),
         "skipped_reasons": _str_array([s.reason for s in data.skipped]),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache is not
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_write(path, "wb") as f:
+        np.savez_compressed(f, **arrays)
 
 
 def _read(path: Path, key_json: str) -> HandwritingSet:

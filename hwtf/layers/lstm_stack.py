@@ -1,7 +1,11 @@
 """Graves's stack of LSTM layers with skip connections and the soft window.
 
-The same weights run over a whole sequence (training, evaluation) and one step
-at a time with explicit state (sampling); both paths share the per-step code.
+The same weights run over a whole sequence (training, evaluation: `call`, a
+`tf.while_loop` per layer with hand-written gradients) and one step at a time
+with explicit state (sampling: `step`). The two loops are separate code; they
+share the cell and window arithmetic (`_lstm_gates`, `window_step`), and
+tests/test_recurrence.py checks that they compute the same outputs and
+gradients.
 """
 
 from __future__ import annotations
