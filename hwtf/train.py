@@ -402,7 +402,7 @@ class Loop:
         logging.info(
             "step %d  loss %.4f  (offset %.4f, pen %.4f)  %.2f steps/s  ETA %s",
             step, loss, float(result["offset_nll"]), float(result["pen_nll"]), rate,
-            time.strftime("%H:%M:%S", time.gmtime(eta)),
+            f"{int(eta // 3600)}:{time.strftime('%M:%S', time.gmtime(eta))}",  # hours may pass 24
         )
         scalar = self.summaries.scalar
         with self.writer.as_default():
