@@ -82,10 +82,15 @@ class HandwritingModule(tf.Module):
     def _seed(seed):
         return tf.stack([tf.cast(seed, tf.int64), tf.constant(0x6877, tf.int64)])
 
+    def _start(self, batch):
+        """The first input of an unprimed line: the offset (0, 0), normalised,
+        as every training line starts."""
+        return self._normalize(tf.zeros([batch, 3]))
+
     def _generate(self, text, bias, seed, max_steps, prime=None):
         chars, char_lengths = self._encode(text)
         batch = tf.shape(text)[0]
-        state = first = None
+        state, first = None, self._start(batch)
         if prime is not None:
             chars_onehot, char_mask = self._keras_model().stack.encode_chars(
                 tf.pad(chars, [[0, 0], [0, 1]]), char_lengths
@@ -120,14 +125,22 @@ class HandwritingModule(tf.Module):
         result = self._generate(
             full_text, bias, seed, max_steps, prime=(self._normalize(prime_strokes), prime_lengths)
         )
-        # The attention of the new strokes, over the new text only.
-        start = tf.reduce_min(prime_text_lengths)
-        result["phi"] = result["phi"][:, :, start:]
+        # The attention of the new strokes over each line's new text only: row
+        # b's new text starts at its own prime text's length.
+        new_lengths = tf.strings.length(text, unit="UTF8_CHAR")
+        columns = prime_text_lengths[:, None] + tf.range(tf.reduce_max(new_lengths))[None, :]  # [B, U_new]
+        full = result["phi"]
+        columns = tf.minimum(columns, tf.shape(full)[2] - 1)
+        phi = tf.gather(full, columns, axis=2, batch_dims=1)  # [B, T, U_new]
+        keep = tf.sequence_mask(new_lengths, tf.shape(columns)[1], dtype=phi.dtype)
+        result["phi"] = phi * keep[:, None, :]
         return result
 
     def scribble(self, num_steps, bias, seed):
         """Unconditional handwriting (prediction models): `num_steps` points."""
-        offsets, lengths, _ = sample_loop(self._keras_model(), 1, None, None, bias, self._seed(seed), num_steps)
+        offsets, lengths, _ = sample_loop(
+            self._keras_model(), 1, None, None, bias, self._seed(seed), num_steps, first_input=self._start(1)
+        )
         return {"strokes": self._denormalize(offsets, lengths), "lengths": lengths}
 
     def log_prob(self, strokes, lengths, text):

@@ -271,8 +271,14 @@ def sample_loop(
     Args:
       chars, char_lengths: `[B, U]`, `[B]` (synthesis only).
       bias: Graves's sampling bias (>= 0).
-      seed: stateless `[2]` int seed; the same seed gives the same strokes.
-      initial_state, first_input: to continue after priming.
+      seed: stateless `[2]` int seed; the same seed gives the same strokes,
+        and each line's draws depend only on the seed and its row, not on
+        the other lines of the batch (`distributions.sample_rows`).
+      initial_state, first_input: the state and the first input `[B, 3]`
+        (normalised). Training lines start with the offset `(0, 0)`, which
+        is `-mean / std` once normalised: unprimed sampling should start
+        there (`HandwritingModule` does); after priming, the state before the
+        prime's last point and that point (`prime_state`).
 
     Returns:
       `(offsets [B, T, 3] normalised, lengths [B] int32, phi [B, T, U])`;
@@ -301,7 +307,7 @@ def sample_loop(
     def body(t, x, state, done, lengths, xs, phis):
         head, state, phi = model.step(x, state, chars_onehot, char_mask, weights)
         params = distributions.split_head(head, bias)
-        x = distributions.sample(params, tf.random.experimental.stateless_fold_in(seed, t))
+        x = distributions.sample_rows(params, tf.random.experimental.stateless_fold_in(seed, t))
         active = tf.logical_not(done)
         lengths = tf.where(active, t + 1, lengths)
         x = tf.where(active[:, None], x, 0.0)
@@ -335,8 +341,9 @@ def prime_state(model: HandwritingModel, offsets, lengths, chars_onehot=None, ch
       lengths: `[B]` real points in each (>= 1).
 
     Returns:
-      `(state, last [B, 3])`: the state after each line's last priming point
-      and that point, to continue sampling from.
+      `(state, last [B, 3])`: the state after all but each line's last
+      priming point, and that last point: `sample_loop` feeds it first, so
+      that every priming point is read exactly once.
     """
     batch = tf.shape(offsets)[0]
     state = model.stack.initial_state(batch)
@@ -345,12 +352,12 @@ def prime_state(model: HandwritingModel, offsets, lengths, chars_onehot=None, ch
 
     def body(t, state):
         _, new_state, _ = model.step(offsets[:, t], state, chars_onehot, char_mask, weights)
-        active = t < lengths
+        active = t < lengths - 1
         state = tf.nest.map_structure(
             lambda new, old: tf.where(active[:, None], new, old), new_state, state
         )
         return t + 1, state
 
-    _, state = tf.while_loop(lambda t, _: t < tf.shape(offsets)[1], body, (tf.constant(0), state))
+    _, state = tf.while_loop(lambda t, _: t < tf.shape(offsets)[1] - 1, body, (tf.constant(0), state))
     last = tf.gather(offsets, tf.maximum(lengths - 1, 0), batch_dims=1)
     return state, last

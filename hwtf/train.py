@@ -351,6 +351,7 @@ class Loop:
     validation (keeping the best checkpoint), sample pictures, checkpoints."""
 
     def __init__(self, trainer, strategy, config, lr, train_ds, valid_ds, valid_set, managers):
+        import numpy as np
         import tensorflow as tf
 
         from hwtf import summaries
@@ -366,7 +367,9 @@ class Loop:
         self.start = int(trainer.step.numpy())
         self.batches = iter(strategy.experimental_distribute_dataset(train_ds.skip(self.start)))
         # Compiled once: an eager sampling loop would be several times slower.
-        self.sampler = tf.function(lambda *args: sample_loop(trainer.model, 1, *args))
+        # It starts, as training lines do, from the offset (0, 0), normalised.
+        start = tf.constant(config.normalizer_lib.normalize(np.zeros((1, 3), np.float32)))
+        self.sampler = tf.function(lambda *args: sample_loop(trainer.model, 1, *args, first_input=start))
 
     def run(self) -> None:
         logging.info(

@@ -1,0 +1,118 @@
+"""Writing the words asked for: priming that reads each point once and
+starts clean, attention per line, a line's ink independent of its batch, and
+an unprimed start where training lines start. Through the export (the
+`exported` tiny model of conftest)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from hwtf.model import sample_loop
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def loaded(exported):
+    return tf.saved_model.load(exported[0])
+
+
+@pytest.fixture(scope="module")
+def keras_model(loaded, exported):
+    """The export's network as a Keras model (the export's weights)."""
+    model = exported[1].build_model()
+    for v, w in zip(model.weights, loaded.weights):
+        v.assign(w)
+    return model
+
+
+def _prime(rows=2, points=30):
+    rng = np.random.default_rng(0)
+    prime = np.zeros([rows, points, 3], np.float32)
+    prime[..., 0] = 10.0 + rng.normal(size=(rows, points)) * 3
+    prime[..., 1] = rng.normal(size=(rows, points)) * 5
+    prime[:, 7::8, 2] = 1.0
+    return prime
+
+
+def _primed(loaded, texts, prime, prime_texts, seed=4, max_steps=120):
+    out = loaded.generate_primed(
+        text=tf.constant(texts), prime_strokes=tf.constant(prime), prime_text=tf.constant(prime_texts),
+        bias=tf.constant(0.5), seed=tf.constant(seed, tf.int64), max_steps=tf.constant(max_steps),
+    )
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def test_a_lines_ink_does_not_depend_on_the_rest_of_the_batch(loaded):
+    def generate(texts):
+        out = loaded.generate(text=tf.constant(texts), bias=tf.constant(0.5), seed=tf.constant(42, tf.int64),
+                              max_steps=tf.constant(150))
+        return out["strokes"].numpy(), out["lengths"].numpy()
+
+    alone, n = generate(["hello world"])
+    together, m = generate(["hello world", "reproducible?", "a third line."])
+    assert n[0] == m[0]
+    np.testing.assert_allclose(together[0, : n[0]], alone[0, : n[0]], rtol=1e-4, atol=1e-3)
+    # The row index is part of the draw: the same text in row 1 is another line.
+    twice, k = generate(["hello world", "hello world"])
+    assert not np.allclose(twice[0, :20], twice[1, :20])
+
+
+def test_primed_attention_is_cut_at_each_lines_own_prime_text(loaded):
+    """Each row's phi covers its own new text, whatever the other rows' prime
+    texts (it used to be cut at the shortest prime text of the batch)."""
+    prime = _prime()
+    texts = ["abc", "de fgh"]
+    both = _primed(loaded, texts, prime, ["a line of text", "b"])
+    assert both["phi"].shape[2] == 6
+    # Row 0 alone (the same row index, so the same draws).
+    alone = _primed(loaded, texts[:1], prime[:1], ["a line of text"])
+    n = alone["lengths"][0]
+    assert both["lengths"][0] == n
+    np.testing.assert_allclose(both["phi"][0, :n, :3], alone["phi"][0, :n], rtol=1e-4, atol=1e-5)
+    assert np.all(both["phi"][0, :, 3:] == 0)
+    # Row 1 beside another row 0 with a prime text of another length.
+    other = _primed(loaded, texts, prime, ["xyzzy xyzzy xyzzy xyzzy", "b"])
+    n = other["lengths"][1]
+    assert both["lengths"][1] == n
+    np.testing.assert_allclose(both["phi"][1, :n], other["phi"][1, :n], rtol=1e-4, atol=1e-5)
+    # The attention has moved onto the new text (not left on the prime's).
+    assert both["phi"][1, :n].sum() > 0
+
+
+def test_unprimed_writing_starts_where_training_lines_start(loaded, keras_model, exported):
+    """The first input is the offset (0, 0) normalised, as in training (it was
+    a raw zero, the mean offset)."""
+    config = exported[1]
+    start = config.normalizer_lib.normalize(np.zeros((1, 3), np.float32))
+    assert np.any(start[:, :2] != 0)
+    out = loaded.generate(text=tf.constant(["abc de"]), bias=tf.constant(0.5), seed=tf.constant(7, tf.int64),
+                          max_steps=tf.constant(60))
+    chars = tf.constant([config.alphabet_lib.encode("abc de")])
+    seed = tf.constant([7, 0x6877], tf.int64)  # the export's seed layout
+    want, lengths, _ = sample_loop(keras_model, 1, chars, tf.constant([6]), 0.5, seed, 60, first_input=tf.constant(start))
+    n = int(lengths[0])
+    assert int(out["lengths"][0]) == n
+    got = config.normalizer_lib.normalize(out["strokes"].numpy()[0, :n])
+    np.testing.assert_allclose(got, want.numpy()[0, :n], rtol=1e-4, atol=1e-4)
+
+
+def test_priming_reads_each_prime_point_once(loaded, keras_model, exported):
+    """generate_primed = the network run over the prime's points but the last,
+    then sampling that starts by reading the last (it used to read it twice)."""
+    config = exported[1]
+    prime = _prime(1)
+    prime_text, text = "a line of text", "abc"
+    out = _primed(loaded, [text], prime, [prime_text], seed=9, max_steps=50)
+    full = prime_text + " " + text
+    chars = tf.constant([config.alphabet_lib.encode(full)])
+    lengths = tf.constant([len(full)])
+    normalised = config.normalizer_lib.normalize(prime[0])[None]
+    padded = tf.pad(chars, [[0, 0], [0, 1]])
+    state = keras_model(normalised[:, :-1], padded, lengths)["state"]
+    want, n, _ = sample_loop(keras_model, 1, chars, lengths, 0.5, tf.constant([9, 0x6877], tf.int64), 50,
+                             initial_state=state, first_input=tf.constant(normalised[:, -1]))
+    n = int(n[0])
+    assert int(out["lengths"][0]) == n
+    got = config.normalizer_lib.normalize(out["strokes"][0, :n])
+    np.testing.assert_allclose(got, want.numpy()[0, :n], rtol=1e-3, atol=1e-3)
