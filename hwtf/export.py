@@ -28,6 +28,7 @@ from hwtf.data.strokes import Alphabet
 from hwtf.model import HandwritingModel, ModelConfig, prime_state, sample_loop
 
 CONFIG_FILE = "hwtf_config.json"
+MODEL_CARD = "README.md"
 
 
 class HandwritingModule(tf.Module):
@@ -112,7 +113,7 @@ class HandwritingModule(tf.Module):
 
         `prime_strokes [B, P, 3]` are offsets in the data's units (y up) of a
         line that says `prime_text`; rows may be padded at the end with
-        `(0, 0, 0)`. The model reads the priming line with the text
+        `(0, 0, 0)`. Each row's last point ends a stroke (its pen-up is set). The model reads the priming line with the text
         `prime_text + " " + text` and then writes on; only the new strokes
         are returned.
         """
@@ -120,6 +121,14 @@ class HandwritingModule(tf.Module):
         positions = tf.range(1, tf.shape(prime_strokes)[1] + 1)
         prime_lengths = tf.reduce_max(tf.where(nonzero, positions[None, :], 0), -1)
         prime_lengths = tf.maximum(prime_lengths, 1)
+        # A priming line ends with the pen lifted: a prime whose last point
+        # has the pen down (one the model wrote and stopped mid-stroke, as
+        # the built-in styles were) made it finish that stroke first, a stray
+        # mark below and left of the new text.
+        last = tf.one_hot(prime_lengths - 1, tf.shape(prime_strokes)[1], dtype=prime_strokes.dtype)  # [B, P]
+        prime_strokes = tf.concat(
+            [prime_strokes[..., :2], tf.maximum(prime_strokes[..., 2:], last[..., None])], -1
+        )
         full_text = tf.strings.join([prime_text, text], separator=" ")
         prime_text_lengths = tf.strings.length(prime_text, unit="UTF8_CHAR") + 1
         result = self._generate(
@@ -228,7 +237,8 @@ def export(model: HandwritingModel, config: ModelConfig, export_dir: str) -> str
 
     Written to a sibling temporary folder first and moved into place, so an
     interrupted export never leaves a half-written model where one was.
-    A synthesis export also gets its built-in priming styles (`hwtf.styles`).
+    A synthesis export also gets its built-in priming styles (`hwtf.styles`);
+    a model card (`README.md`) in the folder it replaces is kept.
     """
     import shutil
 
@@ -252,6 +262,10 @@ def export(model: HandwritingModel, config: ModelConfig, export_dir: str) -> str
     config.save(os.path.join(tmp, CONFIG_FILE))
     if config.model == "synthesis":
         styles.save_styles(tmp, styles.make_styles(Writer(module, config)))
+    # A model card written beside the weights (README.md) stays with them.
+    card = os.path.join(export_dir, MODEL_CARD)
+    if os.path.isfile(card):
+        shutil.copy2(card, os.path.join(tmp, MODEL_CARD))
     old = export_dir + ".old"
     shutil.rmtree(old, ignore_errors=True)
     if os.path.exists(export_dir):
@@ -259,3 +273,77 @@ def export(model: HandwritingModel, config: ModelConfig, export_dir: str) -> str
     os.replace(tmp, export_dir)
     shutil.rmtree(old, ignore_errors=True)
     return export_dir
+
+
+def computes_in_bfloat16(export_dir: str) -> bool:
+    """Whether an export's graphs compute in bfloat16 (it was exported under
+    the mixed_bfloat16 policy, as `hwtf.train --precision=mixed_bfloat16`
+    exports)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    with open(os.path.join(export_dir, "saved_model.pb"), "rb") as f:
+        saved.ParseFromString(f.read())
+    bfloat16 = tf.bfloat16.as_datatype_enum
+    return any(
+        value.type == bfloat16 or bfloat16 in value.list.type
+        for graph in saved.meta_graphs
+        for function in graph.graph_def.library.function
+        for node in function.node_def
+        for value in node.attr.values()
+    )
+
+
+def reexport(source: str, export_dir: str | None = None) -> str:
+    """Exports an exported model again with this version's code: its weights
+    and configuration, read from the SavedModel, in a freshly traced module
+    (the signatures' graphs are fixed at export, so a fix to sampling reaches
+    an old export only this way), at the precision it was exported in.
+    Styles are written anew; the model card is kept. `export_dir` defaults to
+    `source` (replaced in place)."""
+    import keras
+
+    config = ModelConfig.load(os.path.join(source, CONFIG_FILE))
+    loaded = tf.saved_model.load(source)
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if computes_in_bfloat16(source) else "float32")
+    try:
+        model = config.build_model()
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    if len(model.weights) != len(loaded.weights):
+        raise ValueError(f"{source} holds {len(loaded.weights)} weights; its configuration needs {len(model.weights)}")
+    for variable, value in zip(model.weights, loaded.weights):
+        if tuple(variable.shape) != tuple(value.shape):
+            raise ValueError(f"{source}: weight {variable.path} has shape {tuple(value.shape)}, "
+                             f"expected {tuple(variable.shape)}")
+        variable.assign(value)
+    return export(model, config, export_dir or source)
+
+
+def main(argv):
+    from absl import app, flags, logging
+
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    FLAGS = flags.FLAGS
+    if not os.path.exists(os.path.join(FLAGS.model, "saved_model.pb")):
+        raise app.UsageError(f"--model={FLAGS.model}: not an exported SavedModel directory")
+    path = reexport(FLAGS.model, FLAGS.out)
+    logging.info("re-exported %s to %s", FLAGS.model, path)
+
+
+def define_flags() -> None:
+    """`python -m hwtf.export --model=DIR [--out=DIR]`: re-export with this
+    version's code (for example after a fix to sampling)."""
+    from absl import flags
+
+    flags.DEFINE_string("model", None, "An export of hwtf.", required=True)
+    flags.DEFINE_string("out", None, "Where to write the new export (default: replace --model).")
+
+
+if __name__ == "__main__":
+    from absl import app
+
+    define_flags()
+    app.run(main)

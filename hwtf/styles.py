@@ -44,6 +44,8 @@ def make_styles(writer, count: int = STYLE_COUNT, text: str = STYLE_TEXT, bias: 
     styles = []
     for i, line in enumerate(ink):
         offsets = np.round(line.offsets.astype(np.float64), 1)
+        if len(offsets):
+            offsets[-1, 2] = 1.0  # the line may stop mid-stroke; a style ends with the pen lifted
         styles.append({"text": text, "seed": 0, "row": i, "bias": bias, "offsets": offsets.tolist()})
     return styles
 

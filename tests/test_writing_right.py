@@ -32,6 +32,7 @@ def _prime(rows=2, points=30):
     prime[..., 0] = 10.0 + rng.normal(size=(rows, points)) * 3
     prime[..., 1] = rng.normal(size=(rows, points)) * 5
     prime[:, 7::8, 2] = 1.0
+    prime[:, -1, 2] = 1.0  # a line ends with the pen lifted
     return prime
 
 
@@ -116,3 +117,39 @@ def test_priming_reads_each_prime_point_once(loaded, keras_model, exported):
     assert int(out["lengths"][0]) == n
     got = config.normalizer_lib.normalize(out["strokes"][0, :n])
     np.testing.assert_allclose(got, want.numpy()[0, :n], rtol=1e-3, atol=1e-3)
+
+
+def test_a_prime_that_stops_mid_stroke_is_read_as_ended(loaded):
+    """The built-in styles stopped mid-stroke (pen down on their last point),
+    and the model first finished that stroke: a stray mark left of and below
+    the new text. The export lifts the pen at the end of every prime."""
+    ended = _prime(2)
+    open_end = ended.copy()
+    open_end[:, -1, 2] = 0.0
+    a = _primed(loaded, ["abc", "de"], ended, ["a line", "b"])
+    b = _primed(loaded, ["abc", "de"], open_end, ["a line", "b"])
+    np.testing.assert_array_equal(a["lengths"], b["lengths"])
+    np.testing.assert_allclose(a["strokes"], b["strokes"], rtol=1e-5, atol=1e-4)
+
+
+def test_shipped_model_primed_with_a_style_starts_on_the_line(tmp_path):
+    """`python -m hwtf.sample --style=0 --bias=1 --text="hello world"` began
+    with a stroke entirely below the rest of the line (the end of the style's
+    last letter); now the first stroke is part of the writing."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from hwtf.writer import DEFAULT_MODEL
+
+    out = tmp_path / "hello.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "hwtf.sample", f"--model={DEFAULT_MODEL}", "--style=0", "--bias=1", "--seed=0",
+         "--text=hello world", f"--out={out}"],
+        capture_output=True, text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    strokes = [np.asarray(s) for s in json.loads(out.read_text())["strokes"]]
+    rest = np.concatenate(strokes[1:])
+    assert strokes[0][:, 1].max() > rest[:, 1].min() + 0.25 * np.ptp(rest[:, 1])
