@@ -92,15 +92,27 @@ class HandwritingModule(tf.Module):
         chars, char_lengths = self._encode(text)
         batch = tf.shape(text)[0]
         state, first = None, self._start(batch)
+        extra = {}
         if prime is not None:
+            prime_offsets, prime_lengths, prime_chars = prime
             chars_onehot, char_mask = self._keras_model().stack.encode_chars(
                 tf.pad(chars, [[0, 0], [0, 1]]), char_lengths
             )
-            state, first = prime_state(self._keras_model(), *prime, chars_onehot, char_mask)
+            state, first = prime_state(self._keras_model(), prime_offsets, prime_lengths, chars_onehot, char_mask)
+            # Where the attention stands as the prime's last point is read: the
+            # centre of phi over the prime text, in characters. A prime whose
+            # text is its ink's ends near len(prime_text); one labelled with a
+            # longer text ends far short of it.
+            _, _, phi = self._keras_model().step(first, state, chars_onehot, char_mask)
+            on_prime = tf.sequence_mask(prime_chars, tf.shape(phi)[1], dtype=phi.dtype) * phi
+            positions = tf.cast(tf.range(1, tf.shape(phi)[1] + 1), phi.dtype)
+            extra["prime_position"] = tf.reduce_sum(on_prime * positions, 1) / tf.maximum(
+                tf.reduce_sum(on_prime, 1), 1e-9
+            )
         offsets, lengths, phi = sample_loop(
             self._keras_model(), batch, chars, char_lengths, bias, self._seed(seed), max_steps, state, first
         )
-        return {"strokes": self._denormalize(offsets, lengths), "lengths": lengths, "phi": phi}
+        return {"strokes": self._denormalize(offsets, lengths), "lengths": lengths, "phi": phi, **extra}
 
     # -- signatures ---------------------------------------------------------
 
@@ -113,7 +125,11 @@ class HandwritingModule(tf.Module):
 
         `prime_strokes [B, P, 3]` are offsets in the data's units (y up) of a
         line that says `prime_text`; rows may be padded at the end with
-        `(0, 0, 0)`. Each row's last point ends a stroke (its pen-up is set). The model reads the priming line with the text
+        `(0, 0, 0)`. Each row's last point ends a stroke (its pen-up is set).
+        Also returns `prime_position [B]`: where the attention stands over
+        `prime_text` as the prime's last point is read (the centre of phi, in
+        characters); far below `len(prime_text)`, the ink does not say its
+        text (`hwtf.writer` refuses such a style). The model reads the priming line with the text
         `prime_text + " " + text` and then writes on; only the new strokes
         are returned.
         """
@@ -131,8 +147,9 @@ class HandwritingModule(tf.Module):
         )
         full_text = tf.strings.join([prime_text, text], separator=" ")
         prime_text_lengths = tf.strings.length(prime_text, unit="UTF8_CHAR") + 1
+        prime_chars = prime_text_lengths - 1  # without the joining space
         result = self._generate(
-            full_text, bias, seed, max_steps, prime=(self._normalize(prime_strokes), prime_lengths)
+            full_text, bias, seed, max_steps, prime=(self._normalize(prime_strokes), prime_lengths, prime_chars)
         )
         # The attention of the new strokes over each line's new text only: row
         # b's new text starts at its own prime text's length.

@@ -224,7 +224,11 @@ def read_inkml(source: PathOrBytes) -> tuple[list[np.ndarray], str | None]:
             raise ValueError(f"{name}: {e}") from None
         if len(points):
             points[:, 1] = 0.0 - points[:, 1]  # InkML's y grows downwards
-            strokes.append(points.astype(np.float32))
+            with np.errstate(over="ignore"):
+                points = points.astype(np.float32)
+            if not np.all(np.isfinite(points)):
+                raise ValueError(f"trace {label}: coordinates beyond float32's range (3.4e38)")
+            strokes.append(points)
     text = None
     for annotation in root.iter():
         if _local(annotation.tag) == "annotation" and annotation.get("type") == "truth":
@@ -312,11 +316,13 @@ def read_json(source: PathOrBytes) -> tuple[list[np.ndarray], str | None]:
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in point)
             ):
                 raise ValueError(f"{name}: stroke {i}, point {j} must be [x, y] numbers, got {point!r}")
-        points = np.asarray(stroke, np.float64).reshape(-1, 2)
+        # Checked as float32, the precision kept: 1e300 is finite in float64.
+        with np.errstate(over="ignore"):
+            points = np.asarray(stroke, np.float64).reshape(-1, 2).astype(np.float32)
         if not np.all(np.isfinite(points)):
-            raise ValueError(f"{name}: stroke {i} has non-finite coordinates")
+            raise ValueError(f"{name}: stroke {i} has non-finite coordinates or ones beyond float32's range (3.4e38)")
         if len(points):
-            strokes.append(points.astype(np.float32))
+            strokes.append(points)
     return strokes, (text.strip() or None) if text is not None else None
 
 

@@ -46,6 +46,8 @@ def define_flags() -> None:
                         "{\"text\": ..., \"strokes\": [[[x, y], ...], ...]} with y up (see hwtf.inkml).")
     flags.DEFINE_integer("style", None, "Write in the model's built-in style N (hwtf.styles; its styles.json holds them).")
     flags.DEFINE_string("style_text", None, "What --style_file says (default: its truth annotation or \"text\").")
+    flags.DEFINE_bool("check_style", True, "Refuse a style whose ink the model does not read as its text "
+                      "(--nocheck_style writes anyway, e.g. with an untrained model).")
     flags.DEFINE_string("out", "handwriting.svg", "Output file: .svg or .png picture, or .inkml or .json ink.")
     flags.DEFINE_integer("width", 60, "Wrap the text into lines of at most this many characters.")
     flags.DEFINE_integer("steps_per_char", STEPS_PER_CHAR, "Bound on points per character (max_steps = this x characters + 40).")
@@ -85,7 +87,10 @@ def main(argv):
         except (OSError, ValueError) as e:
             raise app.UsageError(f"--style_file: {e}") from e
 
-    ink = writer.write(lines, FLAGS.bias, FLAGS.seed, FLAGS.steps_per_char, style)
+    try:
+        ink = writer.write(lines, FLAGS.bias, FLAGS.seed, FLAGS.steps_per_char, style, FLAGS.check_style)
+    except ValueError as e:
+        raise app.UsageError(f"--style{'_file' if FLAGS.style_file else ''}: {e}") from e
     page = layout_page([line.strokes for line in ink])
     if not page:
         raise app.UsageError("nothing was written (empty text?)")

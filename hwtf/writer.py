@@ -45,6 +45,16 @@ STEP_PER_STD = 0.58
 RESAMPLE_FACTOR = 1.5
 MIN_STYLE_POINTS = 10
 MIN_STYLE_STROKES = 2
+# A line's height over its width per character: 0.73 to 6.86 on all 1,438
+# lines of IAM-OnDB testset_v (median 3.0; 1st-99th percentile 1.4-5.4). Ink
+# outside twice that range does not say its text: five letters labelled with
+# a 56-character sentence come to about 34.
+STYLE_ASPECT = (0.4, 12.0)
+# After reading a style, the model's attention should stand near the end of
+# its text: at 42 to 43 of 43 characters for the shipped model's own styles
+# (one style 35), at 5 of 56 for five letters labelled with a sentence.
+# Below this share of the text, the style is refused.
+MIN_PRIME_COVERAGE = 0.6
 # Bound on a line's points: this many per character of its text, plus 40.
 STEPS_PER_CHAR = 40
 # An export's built-in styles (`hwtf.styles` writes them): lines the model
@@ -138,8 +148,11 @@ def normalise_style(strokes, text: str | None, config) -> Style:
     if unknown:
         raise ValueError(f"the style's text {text!r} has characters outside the model's alphabet: "
                          f"{', '.join(map(repr, unknown))} (the model knows {config.alphabet!r})")
-    strokes = [np.asarray(s, np.float32).reshape(-1, 2) for s in strokes]
+    with np.errstate(over="ignore"):
+        strokes = [np.asarray(s, np.float32).reshape(-1, 2) for s in strokes]
     strokes = [s for s in strokes if len(s)]
+    if not all(np.all(np.isfinite(s)) for s in strokes):
+        raise ValueError("the style's ink has non-finite coordinates (or ones beyond float32's range, 3.4e38)")
     points = sum(len(s) for s in strokes)
     if len(strokes) < MIN_STYLE_STROKES or points < MIN_STYLE_POINTS:
         raise ValueError(
@@ -153,7 +166,20 @@ def normalise_style(strokes, text: str | None, config) -> Style:
     if not normalizer.mean[0] > 0:
         raise ValueError(f"the model's normalizer has mean dx {normalizer.mean[0]}; a left-to-right hand has > 0")
     scale = POINTS_PER_CHAR * normalizer.mean[0] / (width / len(text))
+    if not (np.isfinite(width) and np.isfinite(scale) and scale > 0):
+        raise ValueError(f"the style's ink cannot be scaled to the training data's size (width {width:g} units "
+                         f"for {len(text)} characters)")
+    height = float(np.ptp(np.concatenate(strokes)[:, 1]))
+    aspect = height / (width / len(text))
+    if not STYLE_ASPECT[0] <= aspect <= STYLE_ASPECT[1]:
+        raise ValueError(
+            f"the style's ink does not look like it says {text!r}: it is {aspect:.2g} times as tall as its width "
+            f"per character ({len(text)} characters), where handwriting is {STYLE_ASPECT[0]:g} to "
+            f"{STYLE_ASPECT[1]:g}; give the text the ink says"
+        )
     strokes = [s * np.float32(scale) for s in strokes]
+    if not all(np.all(np.isfinite(s)) for s in strokes):
+        raise ValueError("the style's ink overflows once scaled to the training data's size (coordinates too large)")
     step = STEP_PER_STD * float(np.sqrt(np.mean(np.square(normalizer.std))))
     steps = np.concatenate([np.hypot(*np.diff(s, axis=0).T) for s in strokes])
     median = float(np.median(steps)) if len(steps) else 0.0
@@ -225,6 +251,21 @@ def get_style(model_dir: str, number: int):
     style = styles[number]
     offsets = np.asarray(style["offsets"], np.float32).reshape(-1, 3)
     return style["text"], offsets
+
+
+def check_prime(style: Style, position: float) -> None:
+    """Refuses a style whose ink the model did not read as its text: after
+    the ink, its attention stood at character `position` (the export's
+    `prime_position`), short of `MIN_PRIME_COVERAGE` of the text.
+
+    Raises:
+      ValueError: naming how far the model read.
+    """
+    if position < MIN_PRIME_COVERAGE * len(style.text):
+        raise ValueError(
+            f"the model read the style's ink as only the first {position:.0f} of the {len(style.text)} "
+            f"characters of {style.text!r}: the ink does not say that text (give the text it says)"
+        )
 
 
 def layout_page(lines_strokes: Sequence[Sequence[np.ndarray]], line_height: float | None = None) -> list[np.ndarray]:
@@ -307,7 +348,8 @@ class Writer:
     # -- writing ------------------------------------------------------------
 
     def write(self, texts: Sequence[str], bias: float = 0.5, seed: int = 0,
-              steps_per_char: int = STEPS_PER_CHAR, style: Style | None = None) -> list[Ink]:
+              steps_per_char: int = STEPS_PER_CHAR, style: Style | None = None,
+              check_style: bool = True) -> list[Ink]:
         """Writes each text as one line, all in one batch.
 
         Args:
@@ -317,9 +359,14 @@ class Writer:
           steps_per_char: bound on points per character (the batch stops at
             `steps_per_char x the longest text + 40` points).
           style: a priming line to write on from, in its hand.
+          check_style: refuse a style whose ink the model does not read as its
+            text (`check_prime`); an untrained model reads nothing.
 
         Returns:
           One `Ink` per text.
+
+        Raises:
+          ValueError: the style's ink does not say its text.
         """
         import tensorflow as tf
 
@@ -337,6 +384,8 @@ class Writer:
                 prime_text=tf.constant([style.text] * len(texts)),
                 **common,
             )
+            if check_style and "prime_position" in out:  # exports before 2026-11-26 lack it
+                check_prime(style, float(out["prime_position"].numpy().min()))
         lengths = out["lengths"].numpy()
         offsets, phi = out["strokes"].numpy(), out["phi"].numpy()
         return [Ink(t, offsets[i, : lengths[i]], phi[i, : lengths[i], : len(t)]) for i, t in enumerate(texts)]

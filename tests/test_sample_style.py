@@ -96,7 +96,7 @@ def test_primed_from_an_inkml_file_writes_finite_strokes(exported, tmp_path):
     style = writer.style_from_file(str(path))
     expected = load_style(str(path), config)
     assert style.text == expected.text == TEXT and np.array_equal(style.offsets, expected.offsets)
-    ink = writer.write(["in my hand", "too"], 0.5, 1, 10, style)
+    ink = writer.write(["in my hand", "too"], 0.5, 1, 10, style, check_style=False)  # an untrained model
     assert len(ink) == 2
     for line in ink:
         assert line.strokes and all(np.all(np.isfinite(s)) for s in line.strokes)
@@ -104,8 +104,9 @@ def test_primed_from_an_inkml_file_writes_finite_strokes(exported, tmp_path):
 
 
 def _sample(model_dir, *args):
+    # The test model is untrained: its attention reads no style as its text.
     return subprocess.run(
-        [sys.executable, "-m", "hwtf.sample", f"--model={model_dir}", *args],
+        [sys.executable, "-m", "hwtf.sample", f"--model={model_dir}", "--nocheck_style", *args],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
 

@@ -153,3 +153,65 @@ def test_shipped_model_primed_with_a_style_starts_on_the_line(tmp_path):
     strokes = [np.asarray(s) for s in json.loads(out.read_text())["strokes"]]
     rest = np.concatenate(strokes[1:])
     assert strokes[0][:, 1].max() > rest[:, 1].min() + 0.25 * np.ptp(rest[:, 1])
+
+
+def _style_json(path, strokes, text):
+    import json
+
+    path.write_text(json.dumps({"text": text, "strokes": [s.tolist() for s in strokes]}))
+    return path
+
+
+def _sample_cli(*args):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "hwtf.sample", *args], capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+
+
+def _first_letters_of_style_0():
+    """About five letters of the shipped model's style 0, as absolute strokes."""
+    from hwtf.data.strokes import offsets_to_strokes
+    from hwtf.writer import DEFAULT_MODEL, get_style
+
+    text, offsets = get_style(DEFAULT_MODEL, 0)
+    cut = offsets[:110].copy()
+    cut[-1, 2] = 1.0
+    return offsets_to_strokes(cut)
+
+
+def test_a_style_that_does_not_say_its_text_is_refused(tmp_path):
+    """Five letters labelled with a 56-character sentence made the model write
+    the sentence instead of --text; now the CLI refuses it and says why."""
+    style = _style_json(tmp_path / "five.json", _first_letters_of_style_0(),
+                        "it is much longer than what the ink says, by far, really")
+    proc = _sample_cli("--text=hello there", f"--style_file={style}", f"--out={tmp_path / 'x.png'}")
+    assert proc.returncode != 0 and not (tmp_path / "x.png").exists()
+    assert "does not look like it says" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+
+
+def test_the_models_attention_refuses_a_style_it_cannot_read_as_its_text():
+    """Five letters labelled with 12 characters: tall, but within the range
+    of handwriting, so the shape passes; the model's attention, after
+    reading the ink, stands near character 5 of 12, and the writer refuses."""
+    from hwtf.writer import DEFAULT_MODEL, Writer
+
+    writer = Writer.load(DEFAULT_MODEL)
+    strokes = _first_letters_of_style_0()
+    style = writer.style_from_ink(strokes, "the quick br")
+    with pytest.raises(ValueError, match="read the style's ink as only the first"):
+        writer.write(["hello there"], style=style)
+    # The same ink with the text it says writes.
+    ink = writer.write(["hello there"], style=writer.style_from_ink(strokes, "the q"))
+    assert len(ink[0].offsets) > 20
+
+
+def test_json_coordinates_beyond_float32_are_refused(tmp_path):
+    """A coordinate of 1e300 is finite in float64 but not in float32; it used
+    to scale the ink by 0 and the model wrote the style's text."""
+    strokes = [np.array([[0.0, 0.0], [10.0, 5.0], [20.0, 0.0]]), np.array([[30.0, 0.0], [1e300, 5.0]])]
+    style = _style_json(tmp_path / "huge.json", strokes, "good")
+    proc = _sample_cli("--text=good day", f"--style_file={style}", f"--out={tmp_path / 'x.png'}")
+    assert proc.returncode != 0 and "beyond float32's range" in proc.stderr, proc.stderr[-2000:]
