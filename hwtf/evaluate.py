@@ -46,6 +46,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("legibility_lines", 32, "Texts to write for --legibility.")
     flags.DEFINE_list("biases", ["0", "0.5", "1"], "Sampling biases for --legibility.")
     flags.DEFINE_integer("seed", 0, "Sampling seed for --legibility.")
+    flags.DEFINE_list("candidates", ["1"], "Best-of-N settings for --legibility: write each text N times and keep "
+                      "the version the model rates best, for each N listed.")
     flags.DEFINE_string("legibility_dir", None, "Keep --legibility's rendered lines (PNG) here.")
 
 
@@ -161,8 +163,14 @@ def _main_legibility(data, split: str) -> None:
     except ValueError as e:
         raise app.UsageError(f"--biases={','.join(FLAGS.biases)}: {e}") from e
     try:
+        candidates = [int(n) for n in FLAGS.candidates]
+    except ValueError as e:
+        raise app.UsageError(f"--candidates={','.join(FLAGS.candidates)}: {e}") from e
+    if not candidates or min(candidates) < 1:
+        raise app.UsageError(f"--candidates={','.join(FLAGS.candidates)}: each must be at least 1")
+    try:
         result = legibility.legibility(
-            FLAGS.model, data, FLAGS.legibility_lines, biases, FLAGS.seed, FLAGS.legibility_dir
+            FLAGS.model, data, FLAGS.legibility_lines, biases, FLAGS.seed, FLAGS.legibility_dir, candidates
         )
     except (legibility.TesseractMissing, ValueError) as e:
         raise app.UsageError(str(e)) from e
@@ -172,9 +180,11 @@ def _main_legibility(data, split: str) -> None:
         return
     print(f"{FLAGS.model} on {FLAGS.dataset}/{split}: Tesseract's character error rate over "
           f"{result['lines']} lines ({result['chars']} characters), seed {FLAGS.seed}")
-    print(f"  real ink      CER {result['real']['cer']:.3f}")
-    for bias, out in result["generated"].items():
-        print(f"  bias {bias:<8} CER {out['cer']:.3f}")
+    row = "  {:<16} CER {:.3f}  mean line CER {:.3f}  lines over 0.5: {:.3f}{}"
+    print(row.format("real ink", result["real"]["cer"], result["real"]["mean_cer"], result["real"]["share_over_half"], ""))
+    for key, out in result["generated"].items():
+        print(row.format(f"bias {key}", out["cer"], out["mean_cer"], out["share_over_half"],
+                         f"  {out['seconds_per_line']:.2f} s/line"))
 
 
 if __name__ == "__main__":

@@ -156,7 +156,7 @@ def choose_lines(data, count: int, min_chars: int = 12, max_chars: int = 60) -> 
 
 
 def legibility(model_path: str, data, lines: int = 32, biases: Sequence[float] = (0.0, 0.5, 1.0),
-               seed: int = 0, keep_dir: str | None = None) -> dict:
+               seed: int = 0, keep_dir: str | None = None, candidates: Sequence[int] = (1,)) -> dict:
     """CER of real ink and of the model's writing of the same texts.
 
     Args:
@@ -166,11 +166,20 @@ def legibility(model_path: str, data, lines: int = 32, biases: Sequence[float] =
       biases: sampling biases to write at.
       seed: the sampling seed (the same for every bias).
       keep_dir: keep the rendered PNGs here.
+      candidates: best-of-N settings to measure at each bias (1 = plain
+        writing; N > 1 writes each text N times and keeps the one the model
+        rates best, `Writer.write(candidates=N)`).
 
     Returns:
-      `{"lines", "chars", "pixels_per_unit", "real": {"cer", "readings"},
-      "generated": {bias: {"cer", "readings"}}}`.
+      `{"lines", "chars", "pixels_per_unit", "real": {...}, "generated":
+      {key: {...}}}`; the key is the bias (`"0.5"`) or, for N > 1
+      candidates, the bias and N (`"0.5 x4"`); each entry has `cer` (edits
+      over characters, all lines pooled), `mean_cer` (the mean of the lines'
+      CERs), `share_over_half` (lines with CER > 0.5), `line_cers`,
+      `readings` and, for writing, `seconds_per_line`.
     """
+    import time
+
     from hwtf.data.strokes import offsets_to_strokes
     from hwtf.writer import Writer
 
@@ -182,6 +191,17 @@ def legibility(model_path: str, data, lines: int = 32, biases: Sequence[float] =
     index = choose_lines(data, lines)
     texts = [_normal(data.texts[i]) for i in index]
     scale = pixels_per_unit(float(config.normalizer_lib.mean[0]))
+
+    def scored(readings: list[str]) -> dict:
+        line_cers = [character_error_rate([r], [t]) for r, t in zip(readings, texts)]
+        return {
+            "cer": character_error_rate(readings, texts),
+            "mean_cer": float(np.mean(line_cers)),
+            "share_over_half": float(np.mean([c > 0.5 for c in line_cers])),
+            "line_cers": line_cers,
+            "readings": [_normal(r) for r in readings],
+        }
+
     real = render_and_read([offsets_to_strokes(data.offsets[i]) for i in index], scale, keep_dir, "real")
     result = {
         "model": model_path,
@@ -190,16 +210,18 @@ def legibility(model_path: str, data, lines: int = 32, biases: Sequence[float] =
         "pixels_per_unit": scale,
         "seed": seed,
         "texts": texts,
-        "real": {"cer": character_error_rate(real, texts), "readings": [_normal(r) for r in real]},
+        "real": scored(real),
         "generated": {},
     }
     for bias in biases:
-        written = []
-        for start in range(0, len(texts), 16):
-            ink = writer.write(texts[start : start + 16], bias, seed, steps_per_char=40)
-            written.extend(line.strokes for line in ink)
-        readings = render_and_read(written, scale, keep_dir, f"bias{bias:g}")
-        result["generated"][f"{bias:g}"] = {
-            "cer": character_error_rate(readings, texts), "readings": [_normal(r) for r in readings],
-        }
+        for n in candidates:
+            key = f"{bias:g}" if n == 1 else f"{bias:g} x{n}"
+            written, start_time = [], time.perf_counter()
+            for start in range(0, len(texts), 16):
+                ink = writer.write(texts[start : start + 16], bias, seed, steps_per_char=40, candidates=n)
+                written.extend(line.strokes for line in ink)
+            seconds = time.perf_counter() - start_time
+            readings = render_and_read(written, scale, keep_dir, f"bias{bias:g}x{n}")
+            result["generated"][key] = {**scored(readings), "candidates": n, "bias": bias,
+                                        "seconds_per_line": seconds / len(texts)}
     return result

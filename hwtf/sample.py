@@ -48,6 +48,8 @@ def define_flags() -> None:
     flags.DEFINE_string("style_text", None, "What --style_file says (default: its truth annotation or \"text\").")
     flags.DEFINE_bool("check_style", True, "Refuse a style whose ink the model does not read as its text "
                       "(--nocheck_style writes anyway, e.g. with an untrained model).")
+    flags.DEFINE_integer("candidates", 1, "Write each line this many times and keep the version the model rates "
+                         "best (best of N; unprimed writing only).")
     flags.DEFINE_string("out", "handwriting.svg", "Output file: .svg or .png picture, or .inkml or .json ink.")
     flags.DEFINE_integer("width", 60, "Wrap the text into lines of at most this many characters.")
     flags.DEFINE_integer("steps_per_char", STEPS_PER_CHAR, "Bound on points per character (max_steps = this x characters + 40).")
@@ -88,9 +90,11 @@ def main(argv):
             raise app.UsageError(f"--style_file: {e}") from e
 
     try:
-        ink = writer.write(lines, FLAGS.bias, FLAGS.seed, FLAGS.steps_per_char, style, FLAGS.check_style)
+        ink = writer.write(lines, FLAGS.bias, FLAGS.seed, FLAGS.steps_per_char, style, FLAGS.check_style,
+                           FLAGS.candidates)
     except ValueError as e:
-        raise app.UsageError(f"--style{'_file' if FLAGS.style_file else ''}: {e}") from e
+        where = "--candidates" if "candidates" in str(e) else f"--style{'_file' if FLAGS.style_file else ''}"
+        raise app.UsageError(f"{where}: {e}") from e
     page = layout_page([line.strokes for line in ink])
     if not page:
         raise app.UsageError("nothing was written (empty text?)")

@@ -349,7 +349,7 @@ class Writer:
 
     def write(self, texts: Sequence[str], bias: float = 0.5, seed: int = 0,
               steps_per_char: int = STEPS_PER_CHAR, style: Style | None = None,
-              check_style: bool = True) -> list[Ink]:
+              check_style: bool = True, candidates: int = 1) -> list[Ink]:
         """Writes each text as one line, all in one batch.
 
         Args:
@@ -361,12 +361,15 @@ class Writer:
           style: a priming line to write on from, in its hand.
           check_style: refuse a style whose ink the model does not read as its
             text (`check_prime`); an untrained model reads nothing.
+          candidates: write each text this many times and keep the one the
+            model rates best (the export's `generate_best`; unprimed only).
 
         Returns:
           One `Ink` per text.
 
         Raises:
-          ValueError: the style's ink does not say its text.
+          ValueError: the style's ink does not say its text; candidates with
+            a style, or fewer than 1.
         """
         import tensorflow as tf
 
@@ -376,7 +379,13 @@ class Writer:
             text=tf.constant(texts), bias=tf.constant(bias, tf.float32),
             seed=tf.constant(seed, tf.int64), max_steps=tf.constant(max_steps, tf.int32),
         )
-        if style is None:
+        if candidates < 1:
+            raise ValueError(f"candidates must be at least 1, got {candidates}")
+        if candidates > 1 and style is not None:
+            raise ValueError("best-of-N writing (candidates > 1) is for unprimed writing; give no style")
+        if candidates > 1:
+            out = self.module.generate_best(**common, candidates=tf.constant(candidates, tf.int32))
+        elif style is None:
             out = self.module.generate(**common)
         else:
             out = self.module.generate_primed(

@@ -87,17 +87,20 @@ def test_evaluate_legibility_command(exported, tmp_path):
     model_dir, _ = exported
     out = subprocess.run(
         [sys.executable, "-m", "hwtf.evaluate", "--legibility", f"--model={model_dir}", "--legibility_lines=3",
-         "--biases=0,2", f"--legibility_dir={tmp_path}", "--json", "--cache_dir="],
+         "--biases=0,2", "--candidates=1,2", f"--legibility_dir={tmp_path}", "--json", "--cache_dir="],
         capture_output=True, text=True, timeout=600,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["lines"] == 3 and set(result["generated"]) == {"0", "2"}
+    assert result["lines"] == 3 and set(result["generated"]) == {"0", "2", "0 x2", "2 x2"}
+    assert result["generated"]["2 x2"]["candidates"] == 2 and result["generated"]["2 x2"]["seconds_per_line"] > 0
     assert len(result["real"]["readings"]) == 3
     for r in [result["real"], *result["generated"].values()]:
         # Each CER is what its readings score against the texts.
         assert len(r["readings"]) == 3
         assert r["cer"] == pytest.approx(legibility.character_error_rate(r["readings"], result["texts"]))
+        assert r["mean_cer"] == pytest.approx(np.mean(r["line_cers"]))
+        assert r["share_over_half"] == pytest.approx(np.mean([c > 0.5 for c in r["line_cers"]]))
     assert len(os.listdir(tmp_path)) >= 3  # the real lines at least were kept
     # An untrained model's scribbles are far less legible than real ink.
     assert result["generated"]["0"]["cer"] > result["real"]["cer"]

@@ -215,3 +215,36 @@ def test_json_coordinates_beyond_float32_are_refused(tmp_path):
     style = _style_json(tmp_path / "huge.json", strokes, "good")
     proc = _sample_cli("--text=good day", f"--style_file={style}", f"--out={tmp_path / 'x.png'}")
     assert proc.returncode != 0 and "beyond float32's range" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_generate_best_keeps_one_of_its_candidates(loaded):
+    texts = ["abc de", "a longer line."]
+
+    def call(name, **extra):
+        out = getattr(loaded, name)(text=tf.constant(texts), bias=tf.constant(0.5), seed=tf.constant(5, tf.int64),
+                                    max_steps=tf.constant(120), **extra)
+        return {k: v.numpy() for k, v in out.items()}
+
+    one = call("generate_best", candidates=tf.constant(1))
+    plain = call("generate")
+    np.testing.assert_array_equal(one["lengths"], plain["lengths"])
+    np.testing.assert_allclose(one["strokes"], plain["strokes"][:, : one["strokes"].shape[1]], atol=1e-4)
+    best = call("generate_best", candidates=tf.constant(3))
+    assert best["score"].shape == (2,) and np.all(np.isfinite(best["score"]))
+    # Text b's candidates are rows 3b .. 3b+2 of the same texts written three times each.
+    every = loaded.generate(text=tf.constant([t for t in texts for _ in range(3)]), bias=tf.constant(0.5),
+                            seed=tf.constant(5, tf.int64), max_steps=tf.constant(120))
+    for b in range(2):
+        n = best["lengths"][b]
+        matches = [j for j in range(3) if every["lengths"].numpy()[3 * b + j] == n
+                   and np.allclose(every["strokes"].numpy()[3 * b + j, :n], best["strokes"][b, :n], atol=1e-4)]
+        assert matches, b
+
+
+def test_cli_candidates(tmp_path, exported):
+    out = tmp_path / "best.svg"
+    proc = _sample_cli(f"--model={exported[0]}", "--text=abc", "--candidates=3", f"--out={out}")
+    assert proc.returncode == 0 and out.exists(), proc.stderr[-2000:]
+    proc = _sample_cli(f"--model={exported[0]}", "--text=abc", "--candidates=3", "--style=0", "--nocheck_style",
+                       f"--out={out}")
+    assert proc.returncode != 0 and "--candidates: best-of-N writing" in proc.stderr
