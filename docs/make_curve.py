@@ -1,11 +1,12 @@
-"""Plots a training run's curves from its TensorBoard events.
+"""Plots training runs' validation curves from their TensorBoard events.
 
-    python docs/make_curve.py --train_dir=runs/iamondb --out=docs/iamondb_curve.png
+    python docs/make_curve.py --train_dir=checkpoints/iamondb --out=docs/iamondb_curve.png \\
+        --compare_dir=/tmp/iamondb-2x256 --compare_label="2x256, trainset+testset_t, first 256 lines"
 
-Validation NLL (nats per line, on the run's validation lines) against steps,
-with the training loss (nats per point, mean of each logging interval) on a
-second axis; Graves's -1096.9 nats per line is drawn for scale when
-`--graves` is set.
+Validation NLL (nats per line) against training steps (left) and against
+hours of training on this machine (right; summed from the logged steps per
+second, so the time between stints is not counted). `--compare_dir` draws a
+second run beside it; Graves's -1096.9 nats per line is drawn for scale.
 """
 
 from __future__ import annotations
@@ -19,10 +20,28 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("train_dir", "runs/iamondb", "Training directory (its tensorboard/ events).")
+flags.DEFINE_string("train_dir", "checkpoints/iamondb", "Training directory (its tensorboard/ events).")
+flags.DEFINE_string("label", "3x400 (flags/iamondb.cfg), all 1,438 lines of testset_v", "The run's legend.")
+flags.DEFINE_string("compare_dir", None, "Another run's training directory, drawn beside it.")
+flags.DEFINE_string("compare_label", "", "The other run's legend.")
 flags.DEFINE_string("out", "docs/iamondb_curve.png", "Where to write the PNG.")
-flags.DEFINE_string("title", "hwtf on IAM-OnDB (flags/iamondb.cfg)", "Figure title.")
+flags.DEFINE_string("title", "hwtf on IAM-OnDB", "Figure title.")
 flags.DEFINE_bool("graves", True, "Draw Graves's -1096.9 nats/line.")
+
+
+def curve(train_dir: str):
+    """`(steps, hours, nll)` of a run's validations."""
+    from hwtf import summaries
+
+    valid = summaries.read_scalars(train_dir, "valid/nll_per_line")
+    if not valid:
+        raise app.UsageError(f"{train_dir}: no valid/nll_per_line events")
+    hours = dict(summaries.training_hours(train_dir))
+    steps = [s for s, _ in valid]
+    # The hours at each validation step: the last logged step at or before it.
+    logged = sorted(hours)
+    at = [hours[max((s2 for s2 in logged if s2 <= s), default=logged[0])] if logged else 0.0 for s in steps]
+    return steps, at, [v for _, v in valid]
 
 
 def main(argv):
@@ -30,34 +49,29 @@ def main(argv):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from hwtf import summaries
-
-    valid = summaries.read_scalars(FLAGS.train_dir, "valid/nll_per_line")
-    loss = summaries.read_scalars(FLAGS.train_dir, "loss")
-    if not valid:
-        raise app.UsageError(f"{FLAGS.train_dir}: no valid/nll_per_line events")
-    fig = Figure(figsize=(7, 4), dpi=100)
+    runs = [(FLAGS.train_dir, FLAGS.label, "tab:blue")]
+    if FLAGS.compare_dir:
+        runs.append((FLAGS.compare_dir, FLAGS.compare_label, "tab:orange"))
+    fig = Figure(figsize=(10, 4), dpi=100)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    steps, values = zip(*valid)
-    ax.plot(steps, values, "o-", color="tab:blue", label="validation NLL (nats/line)")
-    if FLAGS.graves:
-        ax.axhline(-1096.9, color="tab:gray", linestyle="--", label="Graves (2013): -1096.9")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("validation NLL, nats per line")
-    ax.grid(alpha=0.3)
-    if loss:
-        twin = ax.twinx()
-        twin.plot(*zip(*loss), color="tab:orange", alpha=0.6, linewidth=1, label="training loss (nats/point)")
-        twin.set_ylabel("training loss, nats per point")
-        lines = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-        ax.legend(lines, [line.get_label() for line in lines], loc="upper right", fontsize=8)
-    else:
-        ax.legend(loc="upper right", fontsize=8)
-    ax.set_title(FLAGS.title, fontsize=10)
+    by_steps, by_hours = fig.subplots(1, 2, sharey=True)
+    for train_dir, label, colour in runs:
+        steps, hours, nll = curve(train_dir)
+        by_steps.plot(steps, nll, "o-", color=colour, label=label, markersize=3)
+        by_hours.plot(hours, nll, "o-", color=colour, label=label, markersize=3)
+        print(f"{train_dir}: {len(nll)} validations, last {nll[-1]:.1f} nats/line at step {steps[-1]} "
+              f"({hours[-1]:.2f} h), best {min(nll):.1f}")
+    for ax, xlabel in ((by_steps, "training step"), (by_hours, "hours of training (2 CPU cores)")):
+        if FLAGS.graves:
+            ax.axhline(-1096.9, color="tab:gray", linestyle="--", label="Graves (2013): -1096.9")
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    by_steps.set_ylabel("testset_v NLL, nats per line")
+    by_hours.legend(loc="upper right", fontsize=8)
+    fig.suptitle(FLAGS.title, fontsize=10)
     fig.tight_layout()
     fig.savefig(FLAGS.out, format="png", facecolor="white")
-    print(f"wrote {FLAGS.out}: {len(valid)} validation points, last {values[-1]:.1f} at step {steps[-1]}")
+    print(f"wrote {FLAGS.out}")
 
 
 if __name__ == "__main__":

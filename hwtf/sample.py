@@ -26,7 +26,6 @@ brought to the training data's scale and density
 from __future__ import annotations
 
 import os
-import textwrap
 
 from absl import app, flags, logging
 
@@ -59,22 +58,75 @@ def define_flags() -> None:
     flags.DEFINE_string("colour", "black", "Stroke colour.")
 
 
-def main(argv):
-    del argv
-    from hwtf import inkml, render
-    from hwtf.writer import Writer, layout_page
+def _check_output(flag: str, path: str) -> None:
+    """Creates `path`'s folder, and refuses a path that cannot be written,
+    before anything is generated."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise app.UsageError(f"--{flag}={path}: cannot create its folder ({e.strerror})") from e
+    if os.path.isdir(path):
+        raise app.UsageError(f"--{flag}={path}: is a folder; give a file name")
+    target = path if os.path.exists(path) else folder
+    if not os.access(target, os.W_OK):
+        raise app.UsageError(f"--{flag}={path}: not writable")
+
+
+def check_flags() -> None:
+    """Refuses flag values that cannot write, in one line naming the flag,
+    before the model is loaded."""
+    import math
+
+    from matplotlib.colors import is_color_like
 
     ext = os.path.splitext(FLAGS.out)[1].lower()
     if ext not in (".svg", ".png", ".inkml", ".json"):
         raise app.UsageError(f"--out={FLAGS.out}: expected a .svg or .png picture, or .inkml or .json ink")
     if FLAGS.style is not None and FLAGS.style_file:
         raise app.UsageError("give --style (a built-in style) or --style_file (your ink), not both")
+    if not (math.isfinite(FLAGS.bias) and FLAGS.bias >= 0):
+        raise app.UsageError(f"--bias={FLAGS.bias}: must be a number from 0 (as trained) up")
+    if not -(2**63) <= FLAGS.seed < 2**63:
+        raise app.UsageError(f"--seed={FLAGS.seed}: must fit in 64 bits (-2**63 to 2**63 - 1)")
+    for name in ("width", "steps_per_char", "candidates"):
+        if getattr(FLAGS, name) < 1:
+            raise app.UsageError(f"--{name}={getattr(FLAGS, name)}: must be at least 1")
+    if not (math.isfinite(FLAGS.stroke_width) and FLAGS.stroke_width > 0):
+        raise app.UsageError(f"--stroke_width={FLAGS.stroke_width}: must be a positive number")
+    if not is_color_like(FLAGS.colour):
+        raise app.UsageError(f"--colour={FLAGS.colour}: not a colour (a name such as 'navy', or '#1f3a93')")
+    for flag in ("out", "plot_attention", "plot_density"):
+        if getattr(FLAGS, flag):
+            _check_output(flag, getattr(FLAGS, flag))
+
+
+def load_writer(path: str):
+    """The export at `--model`, or a one-line error saying what the folder is."""
+    from hwtf.writer import Writer
+
+    if not os.path.isdir(path):
+        raise app.UsageError(f"--model={path}: no such SavedModel directory")
+    if not os.path.exists(os.path.join(path, "saved_model.pb")):
+        export = os.path.join(path, "export")
+        if os.path.exists(os.path.join(export, "saved_model.pb")):
+            raise app.UsageError(f"--model={path} is a training folder; its export is --model={export}")
+        raise app.UsageError(f"--model={path}: not an exported SavedModel (no saved_model.pb)")
     try:
-        writer = Writer.load(FLAGS.model)
-    except ValueError as e:
+        return Writer.load(path)
+    except (ValueError, OSError) as e:
         raise app.UsageError(f"--model: {e}") from e
-    lines = textwrap.wrap(FLAGS.text, FLAGS.width) or [""]
-    unknown = writer.unknown_chars(FLAGS.text)
+
+
+def main(argv):
+    del argv
+    from hwtf import inkml, render
+    from hwtf.writer import layout_page, wrap_text
+
+    check_flags()
+    writer = load_writer(FLAGS.model)
+    lines = wrap_text(FLAGS.text, FLAGS.width)
+    unknown = writer.unknown_chars(FLAGS.text.replace("\n", ""))
     if unknown:
         logging.warning("characters outside the model's alphabet, written as 'unknown': %r", unknown)
     style = None
@@ -95,24 +147,29 @@ def main(argv):
     except ValueError as e:
         where = "--candidates" if "candidates" in str(e) else f"--style{'_file' if FLAGS.style_file else ''}"
         raise app.UsageError(f"{where}: {e}") from e
+    for number, line in enumerate(ink, 1):
+        if line.text and not line.finished:
+            logging.warning("line %d (%r) was cut at --steps_per_char=%d points a character before the model "
+                            "finished it", number, line.text, FLAGS.steps_per_char)
     page = layout_page([line.strokes for line in ink])
     if not page:
         raise app.UsageError("nothing was written (empty text?)")
-    if ext == ".svg":
+    if FLAGS.out.lower().endswith(".svg"):
         render.strokes_to_svg(page, FLAGS.out, stroke_width=FLAGS.stroke_width, colour=FLAGS.colour)
-    elif ext == ".inkml":
+    elif FLAGS.out.lower().endswith(".inkml"):
         inkml.write_inkml(page, FLAGS.out, text=FLAGS.text)
-    elif ext == ".json":
+    elif FLAGS.out.lower().endswith(".json"):
         inkml.write_json(page, FLAGS.out, text=FLAGS.text)
     else:
         render.save_png(page, FLAGS.out, height_px=120 * len(lines) + 40, linewidth=FLAGS.stroke_width, colour=FLAGS.colour)
     logging.info("wrote %d line(s) to %s", len(lines), FLAGS.out)
+    first = next((line for line in ink if line.text), ink[0])
     if FLAGS.plot_attention:
-        render.plot_attention(ink[0].phi, lines[0], ink[0].strokes, FLAGS.plot_attention)
+        render.plot_attention(first.phi, first.text, first.strokes, FLAGS.plot_attention)
         logging.info("wrote the attention figure to %s", FLAGS.plot_attention)
     if FLAGS.plot_density:
-        params = writer.mixture(ink[0])
-        render.plot_density(ink[0].offsets, params["weights"], params["mu"], params["sigma"], params["rho"],
+        params = writer.mixture(first)
+        render.plot_density(first.offsets, params["weights"], params["mu"], params["sigma"], params["rho"],
                             FLAGS.plot_density)
         logging.info("wrote the density figure to %s", FLAGS.plot_density)
 

@@ -55,3 +55,53 @@ def read_scalars(logdir: str, tag: str) -> list[tuple[int, float]]:
                 if value.tag == tag:
                     values[int(event.step)] = float(tf.make_ndarray(value.tensor))
     return sorted(values.items())
+
+
+def _events(logdir: str):
+    """Every `(event, value)` of the event files under `logdir`, file by file."""
+    import glob
+    import os
+
+    from tensorflow.core.util import event_pb2
+
+    for path in sorted(glob.glob(os.path.join(logdir, "**", "events.out.tfevents.*"), recursive=True)):
+        for record in tf.data.TFRecordDataset(path):
+            event = event_pb2.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                yield event, value
+
+
+def copy_scalars(logdir: str, out_dir: str) -> int:
+    """Writes the scalars of `logdir`'s events, and nothing else, as one event
+    file in `out_dir` (replacing what is there): a run's curves without its
+    sample pictures, whose titles quote the validation texts. Returns how
+    many scalars were copied; the last value wins a step written twice."""
+    import os
+    import shutil
+
+    latest = {}
+    for event, value in _events(logdir):
+        if value.metadata.plugin_data.plugin_name == "scalars" or value.HasField("simple_value"):
+            number = value.simple_value if value.HasField("simple_value") else float(tf.make_ndarray(value.tensor))
+            latest[(value.tag, int(event.step))] = number
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.makedirs(out_dir)
+    writer = tf.summary.create_file_writer(out_dir)
+    with writer.as_default():
+        for (tag, step), number in sorted(latest.items(), key=lambda item: (item[0][1], item[0][0])):
+            scalar(tag, number, step)
+    writer.close()
+    return len(latest)
+
+
+def training_hours(logdir: str) -> list[tuple[int, float]]:
+    """`(step, hours)`: the training time to each logged step, summed from the
+    logged `steps_per_sec` (each interval's steps over its rate), so that the
+    hours count training only, not the time between stints."""
+    hours, total, last = [], 0.0, 0
+    for step, rate in read_scalars(logdir, "steps_per_sec"):
+        if rate > 0:
+            total += (step - last) / rate / 3600.0
+        hours.append((step, total))
+        last = step
+    return hours

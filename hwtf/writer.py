@@ -87,6 +87,7 @@ class Ink(NamedTuple):
     text: str
     offsets: np.ndarray  # [T, 3] (dx, dy, pen_up), the data's units, y up
     phi: np.ndarray  # [T, len(text)] the attention of each point
+    finished: bool = True  # False: cut at the bound on points before the model ended it
 
     @property
     def strokes(self) -> list[np.ndarray]:
@@ -268,6 +269,20 @@ def check_prime(style: Style, position: float) -> None:
         )
 
 
+def wrap_text(text: str, width: int) -> list[str]:
+    """A text as the lines of a page: each of its own lines wrapped at `width`
+    characters; a blank line (a new paragraph) stays an empty line, which
+    `layout_page` leaves as a gap. At least one line."""
+    import textwrap
+
+    lines = []
+    for paragraph_line in text.splitlines():
+        lines.extend(textwrap.wrap(paragraph_line, width) or [""])
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines or [""]
+
+
 def layout_page(lines_strokes: Sequence[Sequence[np.ndarray]], line_height: float | None = None) -> list[np.ndarray]:
     """Stacks lines of strokes top to bottom, left-aligned, as a page."""
     heights = [np.ptp(np.concatenate(s)[:, 1]) for s in lines_strokes if s]
@@ -397,7 +412,8 @@ class Writer:
                 check_prime(style, float(out["prime_position"].numpy().min()))
         lengths = out["lengths"].numpy()
         offsets, phi = out["strokes"].numpy(), out["phi"].numpy()
-        return [Ink(t, offsets[i, : lengths[i]], phi[i, : lengths[i], : len(t)]) for i, t in enumerate(texts)]
+        return [Ink(t, offsets[i, : lengths[i]], phi[i, : lengths[i], : len(t)], bool(lengths[i] < max_steps))
+                for i, t in enumerate(texts)]
 
     def mixture(self, ink: Ink) -> dict:
         """The model's predicted distribution of each next offset along a

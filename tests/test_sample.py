@@ -137,3 +137,45 @@ def test_a_model_without_styles_says_how_to_make_them(tmp_path):
     (tmp_path / writer.STYLES_FILE).write_text(json.dumps({"version": 99}))
     with pytest.raises(ValueError, match="not a version-1 styles file"):
         writer.load_styles(str(tmp_path))
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--width=0", "--width=0: must be at least 1"),
+    ("--steps_per_char=0", "--steps_per_char=0: must be at least 1"),
+    ("--bias=nan", "--bias=nan: must be a number"),
+    ("--bias=-1", "--bias=-1.0: must be a number"),
+    ("--bias=inf", "--bias=inf: must be a number"),
+    (f"--seed={2**64}", "must fit in 64 bits"),
+    ("--colour=notacolour", "--colour=notacolour: not a colour"),
+    ("--candidates=0", "--candidates=0: must be at least 1"),
+])
+def test_bad_flags_are_refused_in_one_line_before_writing(tmp_path, flag, message):
+    out = tmp_path / "x.png"
+    proc = subprocess.run([sys.executable, "-m", "hwtf.sample", "--text=hi", flag, f"--out={out}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and not out.exists()
+
+
+def test_output_folders_are_made_and_a_training_folder_points_to_its_export(model_dir, tmp_path):
+    out = tmp_path / "new" / "folder" / "hi.svg"
+    attention = tmp_path / "other" / "attention.png"
+    proc = _sample(model_dir, "--text=hi", f"--out={out}", f"--plot_attention={attention}")
+    assert proc.returncode == 0 and out.exists() and attention.exists(), proc.stderr[-2000:]
+    train_dir = tmp_path / "run"
+    (train_dir / "export").mkdir(parents=True)
+    for name in os.listdir(model_dir):
+        os.symlink(os.path.join(model_dir, name), train_dir / "export" / name)
+    proc = _sample(str(train_dir), "--text=hi", f"--out={tmp_path / 'y.svg'}")
+    assert proc.returncode != 0 and f"its export is --model={train_dir / 'export'}" in proc.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = _sample(str(empty), "--text=hi", f"--out={tmp_path / 'y.svg'}")
+    assert proc.returncode != 0 and "not an exported SavedModel" in proc.stderr
+
+
+def test_newlines_break_lines_and_blank_lines_paragraphs():
+    from hwtf.writer import wrap_text
+
+    assert wrap_text("one two three\nfour\n\nfive", 8) == ["one two", "three", "four", "", "five"]
+    assert wrap_text("a\n\n", 10) == ["a"] and wrap_text("", 10) == [""]

@@ -94,6 +94,17 @@ def test_read_scalars_gives_the_logged_validation_curve(ci_run):
     assert [s for s, _ in curve] == [20, 40]
     np.testing.assert_allclose([v for _, v in curve], logged, atol=0.01)
     assert summaries.read_scalars(train_dir, "no/such/tag") == []
+    # The scalars alone, without the sample pictures, for committing a run's curves.
+    copied = os.path.join(os.path.dirname(train_dir), "scalars_only")
+    assert summaries.copy_scalars(os.path.join(train_dir, "tensorboard"), copied) > 0
+    assert summaries.read_scalars(copied, "valid/nll_per_line") == curve
+    copied_tags = {value.tag for path in glob.glob(os.path.join(copied, "events.out.tfevents.*"))
+                   for event in tf.compat.v1.train.summary_iterator(path) for value in event.summary.value}
+    assert "sample" in _events(train_dir) and "valid/nll_per_line" in copied_tags
+    assert not copied_tags & {"sample", "attention"}
+    hours = summaries.training_hours(copied)
+    assert [s for s, _ in hours] == sorted(s for s, _ in summaries.read_scalars(copied, "steps_per_sec"))
+    assert all(a < b for (_, a), (_, b) in zip(hours, hours[1:])) and hours[0][1] > 0
 
 
 def test_sigkill_mid_run_then_resume_at_the_right_step(ci_run, tmp_path):
