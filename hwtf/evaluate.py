@@ -189,4 +189,6 @@ def _main_legibility(data, split: str) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    from hwtf import cli
+
+    cli.run(main, "hwtf.evaluate", info=True)

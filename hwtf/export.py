@@ -425,7 +425,7 @@ def define_flags() -> None:
 
 
 if __name__ == "__main__":
-    from absl import app
-
     define_flags()
-    app.run(main)
+    from hwtf import cli
+
+    cli.run(main, "hwtf.export", info=True)

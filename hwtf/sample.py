@@ -162,18 +162,20 @@ def main(argv):
         inkml.write_json(page, FLAGS.out, text=FLAGS.text)
     else:
         render.save_png(page, FLAGS.out, height_px=120 * len(lines) + 40, linewidth=FLAGS.stroke_width, colour=FLAGS.colour)
-    logging.info("wrote %d line(s) to %s", len(lines), FLAGS.out)
+    print(f"wrote {len(lines)} line{'s' * (len(lines) != 1)} to {FLAGS.out}")
     first = next((line for line in ink if line.text), ink[0])
     if FLAGS.plot_attention:
         render.plot_attention(first.phi, first.text, first.strokes, FLAGS.plot_attention)
-        logging.info("wrote the attention figure to %s", FLAGS.plot_attention)
+        print(f"wrote the attention figure to {FLAGS.plot_attention}")
     if FLAGS.plot_density:
         params = writer.mixture(first)
         render.plot_density(first.offsets, params["weights"], params["mu"], params["sigma"], params["rho"],
                             FLAGS.plot_density)
-        logging.info("wrote the density figure to %s", FLAGS.plot_density)
+        print(f"wrote the density figure to {FLAGS.plot_density}")
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    from hwtf import cli
+
+    cli.run(main, "hwtf.sample")

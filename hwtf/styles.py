@@ -72,4 +72,6 @@ def define_flags() -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    from hwtf import cli
+
+    cli.run(main, "hwtf.styles", info=True)

@@ -489,4 +489,6 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    from hwtf import cli
+
+    cli.run(main, "hwtf.train", info=True)

@@ -32,7 +32,8 @@ def test_svg_has_one_path_per_stroke_and_png_is_written(model_dir, tmp_path):
                    f"--plot_attention={tmp_path / 'phi.png'}", f"--plot_density={tmp_path / 'density.png'}",
                    "--seed=3")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "wrote 3 line(s)" in proc.stderr
+    assert proc.stdout == f"wrote 3 lines to {svg}\nwrote the attention figure to {tmp_path / 'phi.png'}\n" \
+        f"wrote the density figure to {tmp_path / 'density.png'}\n"
     assert "outside the model's alphabet" in proc.stderr and "','" in proc.stderr
     root = etree.parse(str(svg)).getroot()
     paths = list(root.iter("{http://www.w3.org/2000/svg}path"))
@@ -179,3 +180,17 @@ def test_newlines_break_lines_and_blank_lines_paragraphs():
 
     assert wrap_text("one two three\nfour\n\nfive", 8) == ["one two", "three", "four", "", "five"]
     assert wrap_text("a\n\n", 10) == ["a"] and wrap_text("", 10) == [""]
+
+
+def test_a_plain_run_prints_nothing_but_its_result_line(tmp_path):
+    """No TensorFlow start-up log, no INFO lines: one line on stdout, nothing
+    on stderr; --verbose shows the rest."""
+    out = tmp_path / "hi.png"
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([sys.executable, "-m", "hwtf.sample", "--text=hi", f"--out={out}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout == f"wrote 1 line to {out}\n" and proc.stderr == ""
+    proc = subprocess.run([sys.executable, "-m", "hwtf.sample", "--text=hi", f"--out={out}", "--verbose"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0 and proc.stderr.strip()

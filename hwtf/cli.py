@@ -1,0 +1,67 @@
+"""What every hwtf command shares: a quiet start and one-line errors.
+
+    if __name__ == "__main__":
+        define_flags()
+        cli.run(main)
+
+TensorFlow prints eight to ten lines of C++ start-up log on import (oneDNN,
+CUDA probing, CPU features), some before its logging can be configured, so
+`TF_CPP_MIN_LOG_LEVEL` alone does not silence them. `run` imports TensorFlow
+with standard error pointed at /dev/null (restored at once, and before any
+import error is reported), and sets Python logging to warnings, unless
+`--verbose` is on the command line. A `UsageError` (a bad flag value, data
+that cannot be read) ends the command with its message on one line and exit
+status 2, without the usage text; absl still prints usage for flag syntax
+errors, before `main` runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+from absl import app, flags, logging
+
+flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up log and informational messages.")
+
+
+def quiet_import_tensorflow() -> None:
+    """Imports TensorFlow, TensorFlow Probability and tf_keras (which TFP
+    loads on first use) with the C++ start-up log silenced."""
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # quiet means quiet; --verbose shows everything
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        for module in ("tensorflow", "tensorflow_probability", "tf_keras"):
+            importlib.import_module(module)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def run(main, name: str, info: bool = False) -> None:
+    """`app.run(main)` with a quiet start and one-line errors.
+
+    Args:
+      name: the command, for its error lines (`hwtf.sample: error: ...`).
+      info: keep Python INFO logging when not `--verbose` (training's
+        progress); otherwise only warnings and errors.
+    """
+    verbose = "--verbose" in sys.argv[1:] or "--verbose=true" in sys.argv[1:]
+    if not verbose:
+        quiet_import_tensorflow()
+
+    def wrapped(argv):
+        if not (verbose or info):
+            logging.set_verbosity(logging.WARNING)
+        try:
+            return main(argv)
+        except app.UsageError as e:
+            sys.stderr.write(f"{name}: error: {e}\n")
+            sys.exit(2)
+
+    app.run(wrapped)
