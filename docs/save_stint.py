@@ -1,0 +1,55 @@
+"""Keeps a training stint for the next session: the run's latest checkpoint
+(with the optimizer's state, so that training resumes exactly), its
+config.json and its scalar curves, in a folder to commit.
+
+    python docs/save_stint.py --train_dir=runs/iamondb --out=checkpoints/iamondb
+
+Replaces `--out`. The sample pictures of the run's TensorBoard events are
+left out (their titles quote the validation texts, which are IAM-OnDB's).
+Resume with `cp -r checkpoints/iamondb runs/iamondb` and the run's flagfile.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import sys
+
+from absl import app, flags
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("train_dir", "runs/iamondb", "The training directory.")
+flags.DEFINE_string("out", "checkpoints/iamondb", "The folder to write (replaced).")
+
+
+def main(argv):
+    del argv
+    import tensorflow as tf
+
+    from hwtf import summaries
+
+    latest = tf.train.latest_checkpoint(FLAGS.train_dir)
+    if latest is None:
+        raise app.UsageError(f"{FLAGS.train_dir}: no checkpoint")
+    tmp = FLAGS.out.rstrip("/") + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    for path in glob.glob(latest + ".*"):
+        shutil.copy2(path, tmp)
+    name = os.path.basename(latest)
+    with open(os.path.join(tmp, "checkpoint"), "w") as f:
+        f.write(f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
+    shutil.copy2(os.path.join(FLAGS.train_dir, "config.json"), tmp)
+    count = summaries.copy_scalars(os.path.join(FLAGS.train_dir, "tensorboard"), os.path.join(tmp, "tensorboard"))
+    shutil.rmtree(FLAGS.out, ignore_errors=True)
+    os.replace(tmp, FLAGS.out)
+    size = sum(os.path.getsize(p) for p in glob.glob(os.path.join(FLAGS.out, "**"), recursive=True) if os.path.isfile(p))
+    print(f"{FLAGS.out}: {name}, {count} scalars, {size / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    app.run(main)
