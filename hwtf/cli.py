@@ -65,3 +65,20 @@ def run(main, name: str, info: bool = False) -> None:
             sys.exit(2)
 
     app.run(wrapped)
+
+
+def dataset_flag(flag_values=None) -> str:
+    """The data set that `--dataset` and `--data_dir` ask for: IAM-OnDB
+    whenever `--data_dir` is given without `--dataset` (a path was never meant
+    to be ignored), refusing `--dataset=synthetic` with a `--data_dir` and
+    `--dataset=iamondb` without one."""
+    values = flag_values or flags.FLAGS
+    dataset, data_dir = values.dataset, values.data_dir
+    if data_dir and not values["dataset"].present:
+        return "iamondb"
+    if data_dir and dataset == "synthetic":
+        raise app.UsageError(f"--data_dir={data_dir} is for --dataset=iamondb; the synthetic set is embedded "
+                             "(drop --data_dir, or say --dataset=iamondb)")
+    if dataset == "iamondb" and not data_dir:
+        raise app.UsageError("--dataset=iamondb needs --data_dir (the IAM-OnDB folder or archive you have)")
+    return dataset

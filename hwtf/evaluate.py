@@ -134,10 +134,22 @@ def main(argv):
     del argv
     from hwtf.data import dataset as dataset_lib
 
+    from hwtf import cli
+
+    FLAGS.dataset = cli.dataset_flag()
+    if FLAGS.max_lines < 0:
+        raise app.UsageError(f"--max_lines={FLAGS.max_lines}: must be 0 (all) or more")
+    if FLAGS.batch_size < 1:
+        raise app.UsageError(f"--batch_size={FLAGS.batch_size}: must be at least 1")
     split = FLAGS.split or ("testset_v" if FLAGS.dataset == "iamondb" else "valid")
-    data = dataset_lib.load(FLAGS.dataset, [split], FLAGS.data_dir, FLAGS.cache_dir)
+    try:
+        data = dataset_lib.load(FLAGS.dataset, [split], FLAGS.data_dir, FLAGS.cache_dir)
+    except (ValueError, OSError) as e:
+        raise app.UsageError(str(e)) from e
     if FLAGS.max_lines:
         data = data.subset(range(min(FLAGS.max_lines, len(data))))
+    if not len(data):
+        raise app.UsageError(f"{FLAGS.dataset}/{split} has no usable lines ({len(data.skipped)} skipped): nothing to score")
     if FLAGS.legibility:
         return _main_legibility(data, split)
     result = evaluate(FLAGS.model, data, FLAGS.batch_size)

@@ -249,8 +249,9 @@ def validate_flags() -> None:
         raise app.UsageError(f"--clipnorm={FLAGS.clipnorm:g}: must be 0 (off) or positive")
     if not 0.0 <= FLAGS.teacher_forcing_floor <= 1.0:
         raise app.UsageError(f"--teacher_forcing_floor={FLAGS.teacher_forcing_floor:g}: must be in [0, 1]")
-    if FLAGS.dataset == "iamondb" and not FLAGS.data_dir:
-        raise app.UsageError("--dataset=iamondb needs --data_dir (the IAM-OnDB folder or archive)")
+    from hwtf import cli
+
+    FLAGS.dataset = cli.dataset_flag()
 
 
 def load_data():

@@ -255,6 +255,26 @@ def test_cli_json(tmp_path):
     assert list((tmp_path / "cache").glob("*.npz"))
 
 
+def test_data_dir_means_iamondb_and_contradictions_are_refused(tmp_path):
+    """--data_dir used to be ignored without --dataset=iamondb (the synthetic
+    set was read instead, silently); a data error used to print the usage
+    text first, and an empty selection scored "NLL 0.0"."""
+    source = make_source("tar_xz", tmp_path)
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", *args, f"--cache_dir={tmp_path / 'cache'}"],
+                              cwd=REPO, capture_output=True, text=True, timeout=300)
+
+    out = run("hwtf.data", f"--data_dir={source}", "--split=trainset", "--json")
+    assert out.returncode == 0 and json.loads(out.stdout)["dataset"] == "iamondb", out.stderr[-2000:]
+    out = run("hwtf.data", "--dataset=synthetic", f"--data_dir={source}")
+    assert out.returncode == 2 and "--data_dir=" in out.stderr and "is for --dataset=iamondb" in out.stderr
+    out = run("hwtf.data", f"--data_dir={tmp_path / 'missing'}")
+    assert out.returncode == 2 and "missing" in out.stderr and "USAGE" not in out.stderr.upper(), out.stderr[-2000:]
+    out = run("hwtf.evaluate", f"--model={REPO}/saved_models/synthetic-demo", "--max_lines=-1")
+    assert out.returncode == 2 and "--max_lines=-1: must be 0 (all) or more" in out.stderr
+
+
 @pytest.fixture(scope="module")
 def archive_lines():
     if not ARCHIVE.exists():

@@ -40,8 +40,10 @@ def summary(data) -> dict:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from hwtf import cli
     from hwtf.data import dataset as dataset_lib
 
+    FLAGS.dataset = cli.dataset_flag()
     split = FLAGS.split or _DEFAULT_SPLIT[FLAGS.dataset]
     splits = [s.strip() for s in split.split(",") if s.strip()]
     try:
