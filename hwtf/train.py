@@ -250,8 +250,15 @@ def validate_flags() -> None:
     if not 0.0 <= FLAGS.teacher_forcing_floor <= 1.0:
         raise app.UsageError(f"--teacher_forcing_floor={FLAGS.teacher_forcing_floor:g}: must be in [0, 1]")
     from hwtf import cli
+    from hwtf.export import check_export_dir
 
     FLAGS.dataset = cli.dataset_flag()
+    export_dir = os.path.join(FLAGS.train_dir, "export") if FLAGS.export_dir is None else FLAGS.export_dir
+    if export_dir:
+        try:
+            check_export_dir(export_dir)
+        except ValueError as e:
+            raise app.UsageError(f"--export_dir: {e}") from e
 
 
 def load_data():

@@ -192,3 +192,29 @@ def test_prediction_model_export_scribbles(tmp_path):
     out = model.scribble(num_steps=tf.constant(25), bias=tf.constant(0.0), seed=tf.constant(1, tf.int64))
     assert out["strokes"].shape == (1, 25, 3) and out["lengths"].numpy().tolist() == [25]
     assert json.loads(model.config()["config"].numpy())["model"] == "prediction"
+
+
+def test_an_export_never_replaces_a_folder_of_other_files(tmp_path, exported):
+    """--export_dir on an existing folder used to delete everything in it."""
+    from hwtf.export import export
+
+    path, config = exported
+    precious = tmp_path / "mine"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    with pytest.raises(ValueError, match="not an hwtf export"):
+        export(config.build_model(), config, str(precious))
+    assert (precious / "thesis.tex").read_text() == "years of work"
+    proc = subprocess.run(
+        [sys.executable, "-m", "hwtf.train", "--flagfile=flags/ci.cfg", f"--train_dir={tmp_path / 'run'}",
+         f"--export_dir={precious}"],
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2 and "--export_dir: " in proc.stderr and "not an hwtf export" in proc.stderr
+    assert not (tmp_path / "run").exists() and (precious / "thesis.tex").exists()
+    # An export, or an empty folder, is replaced.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    export(config.build_model(), config, str(empty))
+    export(config.build_model(), config, str(empty))
+    assert (empty / "saved_model.pb").exists()
