@@ -18,7 +18,8 @@ import pytest
 REPO = Path(__file__).parents[1]
 GOLDEN = Path(__file__).parent / "golden"
 CASES = {
-    "demo_plain.json": ["--text=hello world, this is a test of writing", "--width=20", "--bias=0.5", "--seed=3"],
+    "demo_plain.json": ["--text=hello world, this is a test of writing", "--width=20", "--bias=0.5", "--seed=3",
+                        "--candidates=1"],
     "demo_style.json": ["--text=write on in style", "--style=1", "--bias=0.75", "--seed=5"],
 }
 
