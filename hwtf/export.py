@@ -29,6 +29,9 @@ from hwtf.data.strokes import Alphabet
 from hwtf.model import HandwritingModel, ModelConfig, prime_state, sample_loop
 
 CONFIG_FILE = "hwtf_config.json"
+# The bound on a generated line's points per character of the longest text in
+# its batch (plus 100), whatever `max_steps` asks: IAM-OnDB has about 22.
+MAX_STEPS_PER_CHAR = 100
 MODEL_CARD = "README.md"
 
 
@@ -90,8 +93,15 @@ class HandwritingModule(tf.Module):
         return self._normalize(tf.zeros([batch, 3]))
 
     def _generate(self, text, bias, seed, max_steps, prime=None):
+        tf.debugging.Assert(
+            tf.math.is_finite(bias) & (bias >= 0.0), ["bias must be a finite number >= 0, got", bias]
+        )
         chars, char_lengths = self._encode(text)
         batch = tf.shape(text)[0]
+        # No call runs unbounded: at most MAX_STEPS_PER_CHAR points a character
+        # of the longest text (real lines have about 22), whatever max_steps.
+        longest = tf.reduce_max(tf.concat([char_lengths, [0]], 0))
+        max_steps = tf.minimum(max_steps, MAX_STEPS_PER_CHAR * longest + 100)
         state, first = None, self._start(batch)
         extra = {}
         if prime is not None:
@@ -134,6 +144,10 @@ class HandwritingModule(tf.Module):
         `prime_text + " " + text` and then writes on; only the new strokes
         are returned.
         """
+        tf.debugging.Assert(tf.shape(prime_strokes)[1] > 0, ["prime_strokes has no points"])
+        tf.debugging.Assert(
+            tf.reduce_all(tf.math.is_finite(prime_strokes)), ["prime_strokes has non-finite values"]
+        )
         nonzero = tf.reduce_any(tf.not_equal(prime_strokes, 0.0), -1)  # [B, P]
         positions = tf.range(1, tf.shape(prime_strokes)[1] + 1)
         prime_lengths = tf.reduce_max(tf.where(nonzero, positions[None, :], 0), -1)

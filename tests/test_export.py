@@ -218,3 +218,22 @@ def test_an_export_never_replaces_a_folder_of_other_files(tmp_path, exported):
     export(config.build_model(), config, str(empty))
     export(config.build_model(), config, str(empty))
     assert (empty / "saved_model.pb").exists()
+
+
+def test_signatures_refuse_what_they_cannot_write(loaded):
+    """A NaN or negative bias, a prime with NaN or with no points: an error
+    naming the input (a NaN prime used to write a straight line to max_steps,
+    an empty one failed in a GatherV2); and no call runs unbounded."""
+    for bias in (float("nan"), -1.0, float("inf")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="bias must be a finite number >= 0"):
+            _generate(loaded, ["abc"], bias=bias)
+    prime = np.full([1, 12, 3], 5.0, np.float32)
+    prime[0, 3, 0] = np.nan
+    args = dict(text=tf.constant(["abc"]), prime_text=tf.constant(["ab"]), bias=tf.constant(0.5),
+                seed=tf.constant(1, tf.int64), max_steps=tf.constant(50))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="prime_strokes has non-finite values"):
+        loaded.generate_primed(prime_strokes=tf.constant(prime), **args)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="prime_strokes has no points"):
+        loaded.generate_primed(prime_strokes=tf.zeros([1, 0, 3]), **args)
+    out = _generate(loaded, ["ab"], max_steps=2**31 - 1)  # an untrained model may never stop on its own
+    assert out["lengths"][0] <= 100 * 2 + 100
