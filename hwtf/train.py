@@ -111,6 +111,10 @@ def make_strategy(kind: str, cpu_devices: int):
     return tf.distribute.get_strategy()
 
 
+# A run whose updates are skipped this many times in a row (non-finite loss or
+# gradient) has diverged or is broken: it stops, saving and exporting nothing.
+MAX_SKIPPED_IN_A_ROW = 20
+
 SUM_KEYS = ("nll_sum", "offset_sum", "pen_sum", "points", "lines")
 
 
@@ -302,7 +306,10 @@ def resolve_config(train_set):
     if not os.path.exists(config_path):
         wanted.save(config_path)
         return wanted
-    config = ModelConfig.load(config_path)
+    try:
+        config = ModelConfig.load(config_path)
+    except (OSError, ValueError, TypeError) as e:  # JSONDecodeError is a ValueError
+        raise app.UsageError(f"{config_path} is damaged ({e}); restore it, or start a new --train_dir") from e
     sizes = lambda c: (c.model, c.lstm_units, c.lstm_layers, c.window_mixtures, c.mixtures)  # noqa: E731
     if sizes(config) != sizes(wanted):
         raise app.UsageError(
@@ -348,9 +355,21 @@ def restore(trainer):
 
     manager = tf.train.CheckpointManager(trainer.checkpoint, FLAGS.train_dir, max_to_keep=FLAGS.keep_checkpoints)
     best = tf.train.CheckpointManager(trainer.checkpoint, os.path.join(FLAGS.train_dir, "best"), max_to_keep=1)
-    if manager.latest_checkpoint:
-        trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info("resumed from %s at step %d", manager.latest_checkpoint, int(trainer.step.numpy()))
+    # Newest first; a damaged one (a disk error, a copy cut short) is named
+    # and the one before it is used.
+    for path in reversed(manager.checkpoints):
+        try:
+            trainer.checkpoint.restore(path).assert_existing_objects_matched()
+        except (tf.errors.OpError, ValueError, AssertionError, IndexError, RuntimeError) as e:  # IndexError: "Read less bytes than requested"
+            logging.warning("checkpoint %s cannot be read (%s); trying the one before it",
+                            path, str(e).strip().splitlines()[0][:200])
+            continue
+        logging.info("resumed from %s at step %d", path, int(trainer.step.numpy()))
+        break
+    else:
+        if manager.checkpoints:
+            raise app.UsageError(f"no checkpoint in {FLAGS.train_dir} can be read ({', '.join(manager.checkpoints)}); "
+                                 "start a new --train_dir or restore one")
     return manager, best
 
 
@@ -385,13 +404,31 @@ class Loop:
             self.trainer.model.count_params(), self.start, FLAGS.steps, self.strategy.num_replicas_in_sync,
         )
         self.last_time, self.last_step, run_start = time.time(), self.start, time.time()
-        step = self.start
+        try:
+            self._steps()
+        except KeyboardInterrupt:
+            step = int(self.trainer.step.numpy())
+            self.manager.save(checkpoint_number=step)
+            self.writer.flush()
+            logging.warning("interrupted at step %d: checkpoint saved; run the same command to resume", step)
+            raise SystemExit(130)
+        logging.info("trained to step %d in %.1f s", int(self.trainer.step.numpy()), time.time() - run_start)
+
+    def _steps(self) -> None:
+        step, skipped_in_a_row = self.start, 0
         while step < FLAGS.steps:
             teacher_forcing = teacher_forcing_probability(
                 FLAGS.teacher_forcing, step, FLAGS.teacher_forcing_floor, FLAGS.teacher_forcing_steps
             )
             result = self.trainer.train(next(self.batches), teacher_forcing, FLAGS.seed)
             step += 1
+            skipped_in_a_row = skipped_in_a_row + 1 if int(result["skipped"]) else 0
+            if skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW:
+                raise app.UsageError(
+                    f"{skipped_in_a_row} updates in a row were skipped (non-finite loss or gradient) at step {step}: "
+                    f"the flags, the data or config.json's normalisation are broken; nothing was saved or exported "
+                    f"from these steps (the last checkpoint is {self.manager.latest_checkpoint})"
+                )
             last = step == FLAGS.steps
             if step % FLAGS.log_every == 0 or last:
                 self.log(step, result, teacher_forcing)
@@ -402,7 +439,6 @@ class Loop:
             if step % FLAGS.checkpoint_every == 0 or last:
                 self.manager.save(checkpoint_number=step)
             self.writer.flush()
-        logging.info("trained to step %d in %.1f s", step, time.time() - run_start)
 
     def log(self, step: int, result: dict, teacher_forcing: float) -> None:
         now = time.time()
@@ -428,6 +464,7 @@ class Loop:
 
     def validate(self, step: int) -> None:
         valid = self.trainer.evaluate(self.strategy.experimental_distribute_dataset(self.valid_ds))
+        self.last_valid = valid["nll_per_line"]
         logging.info("step %d  valid NLL %.2f nats/line, %.4f nats/point",
                      step, valid["nll_per_line"], valid["nll_per_point"])
         with self.writer.as_default():
@@ -485,13 +522,21 @@ def main(argv):
     keras.mixed_precision.set_global_policy(FLAGS.precision)
     keras.utils.set_random_seed(FLAGS.seed)
     train_set, valid_set = load_data()
-    os.makedirs(FLAGS.train_dir, exist_ok=True)
+    try:
+        os.makedirs(FLAGS.train_dir, exist_ok=True)
+    except OSError as e:
+        raise app.UsageError(f"--train_dir={FLAGS.train_dir}: cannot create it ({e.strerror})") from e
+    if not os.access(FLAGS.train_dir, os.W_OK):
+        raise app.UsageError(f"--train_dir={FLAGS.train_dir}: not writable")
     config = resolve_config(train_set)
     train_ds, valid_ds = make_datasets(config, train_set, valid_set)
     lr = learning_rate(FLAGS.lr_schedule, FLAGS.learning_rate, FLAGS.steps, FLAGS.lr_decay_steps, FLAGS.lr_decay_rate)
     trainer = Trainer(config, strategy, FLAGS.optimizer, lr, FLAGS.clipnorm)
     managers = restore(trainer)
-    Loop(trainer, strategy, config, lr, train_ds, valid_ds, valid_set, managers).run()
+    loop = Loop(trainer, strategy, config, lr, train_ds, valid_ds, valid_set, managers)
+    loop.run()
+    if not math.isfinite(getattr(loop, "last_valid", 0.0)):
+        raise app.UsageError(f"the validation NLL is {loop.last_valid}: the model is broken and is not exported")
     export_model(trainer.model, config)
 
 

@@ -264,3 +264,58 @@ def test_trainer_runs_scheduled_sampling(tiny_config):
     assert loss(0.0, 0) == mixed  # the step's seed is (seed, step): the same draw
     trainer.step.assign(0)
     assert loss(0.0, 1) != mixed
+
+
+def test_ctrl_c_saves_a_checkpoint_and_a_damaged_one_falls_back(tmp_path):
+    """Ctrl-C (SIGINT) saves the step reached and exits cleanly; a damaged
+    latest checkpoint is named and the one before it used."""
+    train_dir = str(tmp_path / "run")
+    proc = subprocess.Popen(_train_command(train_dir, "--checkpoint_every=4", "--steps=400", "--export_dir="),
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and proc.poll() is None:
+            latest = tf.train.latest_checkpoint(train_dir)
+            if latest and int(latest.rsplit("-", 1)[1]) >= 8:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "training ended before it could be interrupted"
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    saved = re.search(r"interrupted at step (\d+): checkpoint saved", err)
+    assert saved and tf.train.latest_checkpoint(train_dir).endswith(f"ckpt-{saved.group(1)}")
+    # Damage the latest checkpoint: the run names it and resumes from the one before.
+    latest = tf.train.latest_checkpoint(train_dir)
+    with open(latest + ".data-00000-of-00001", "r+b") as f:
+        f.truncate(100)
+    log = _run(_train_command(train_dir, f"--steps={int(saved.group(1)) + 2}", "--export_dir="))
+    assert f"checkpoint {latest} cannot be read" in log
+    resumed = re.search(r"resumed from .*ckpt-(\d+) at step (\d+)", log)
+    assert resumed and int(resumed.group(1)) < int(saved.group(1))
+
+
+def test_a_broken_run_stops_and_exports_nothing(tmp_path):
+    """A config.json whose normalisation divides by zero: every update is
+    skipped; the run stops after MAX_SKIPPED_IN_A_ROW with one line and
+    exports nothing (it used to exit 0 and replace the export). A truncated
+    config.json is named."""
+    import json
+
+    from hwtf.train import MAX_SKIPPED_IN_A_ROW
+
+    train_dir = tmp_path / "run"
+    train_dir.mkdir()
+    config = {"alphabet": " abcdefghijklmnopqrstuvwxyz.,", "lstm_layers": 2, "lstm_units": 32, "mixtures": 5,
+              "model": "synthesis", "normalizer": {"mean": [0.0, 0.0], "std": [0.0, 0.0]}, "window_mixtures": 3}
+    (train_dir / "config.json").write_text(json.dumps(config))
+    proc = subprocess.run(_train_command(str(train_dir)), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"{MAX_SKIPPED_IN_A_ROW} updates in a row were skipped" in proc.stderr
+    assert not (train_dir / "export").exists()
+    (train_dir / "config.json").write_text('{"alphabet": "ab')
+    proc = subprocess.run(_train_command(str(train_dir)), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and f"{train_dir / 'config.json'} is damaged" in proc.stderr
