@@ -40,7 +40,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Sequence, Union
+import sys
+from typing import NamedTuple, Sequence, Union
 
 import numpy as np
 from lxml import etree
@@ -64,12 +65,24 @@ def _local(tag) -> str:
     return etree.QName(tag).localname if isinstance(tag, str) else ""
 
 
+class _Loaded(NamedTuple):
+    """A file's content, read once (a stream such as standard input cannot
+    be read twice), and its name for messages."""
+
+    data: bytes
+    name: str
+
+
 def _read_bytes(source: PathOrBytes, max_bytes: int | None = None) -> tuple[bytes, str]:
     """The content of a path (or bytes) and a name for messages, refusing
     anything larger than `max_bytes` (default `MAX_BYTES`) before reading it."""
     limit = MAX_BYTES if max_bytes is None else max_bytes
+    if isinstance(source, _Loaded):
+        return source.data, source.name
     if isinstance(source, (bytes, bytearray)):
         data, name = bytes(source), "<bytes>"
+    elif os.fspath(source) == "-":
+        data, name = sys.stdin.buffer.read(limit + 1), "<stdin>"
     else:
         name = os.fspath(source)
         size = os.path.getsize(name)
@@ -343,11 +356,12 @@ def write_json(
 
 def read_ink(source: str | os.PathLike) -> tuple[list[np.ndarray], str | None]:
     """Reads a file in either form, by its extension (`.json` is JSON,
-    `.inkml`/`.xml` InkML) or, for any other, by its first character."""
+    `.inkml`/`.xml` InkML) or, for any other (`-` for standard input), by its
+    first character."""
     ext = os.path.splitext(os.fspath(source))[1].lower()
     if ext == ".json":
         return read_json(source)
     if ext in (".inkml", ".xml"):
         return read_inkml(source)
-    data, _ = _read_bytes(source)
-    return read_json(source) if data.lstrip()[:1] in (b"{", b"[") else read_inkml(source)
+    loaded = _Loaded(*_read_bytes(source))  # read once: it may be a stream ("-", /dev/stdin)
+    return read_json(loaded) if loaded.data.lstrip()[:1] in (b"{", b"[") else read_inkml(loaded)

@@ -96,6 +96,10 @@ def check_flags() -> None:
         raise app.UsageError(f"--bias={FLAGS.bias}: must be a number from 0 (as trained) up")
     if not -(2**63) <= FLAGS.seed < 2**63:
         raise app.UsageError(f"--seed={FLAGS.seed}: must fit in 64 bits (-2**63 to 2**63 - 1)")
+    from hwtf.writer import MAX_LINE_CHARS
+
+    if FLAGS.width > MAX_LINE_CHARS:
+        raise app.UsageError(f"--width={FLAGS.width}: a line may have at most {MAX_LINE_CHARS} characters")
     for name in ("width", "steps_per_char", "candidates"):
         if getattr(FLAGS, name) is not None and getattr(FLAGS, name) < 1:
             raise app.UsageError(f"--{name}={getattr(FLAGS, name)}: must be at least 1")

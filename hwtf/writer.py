@@ -57,6 +57,11 @@ STYLE_ASPECT = (0.4, 12.0)
 MIN_PRIME_COVERAGE = 0.6
 # Bound on a line's points: this many per character of its text, plus 40.
 STEPS_PER_CHAR = 40
+# The longest line written in one piece. The attention's memory grows with
+# characters times points (about 22 a character), so with the square of a
+# line's length: a 2,000-character line took 2.4 GB and 36 s. Longer texts are
+# wrapped into lines (`wrap_text`); a longer line is refused.
+MAX_LINE_CHARS = 200
 # An export's built-in styles (`hwtf.styles` writes them): lines the model
 # wrote itself, kept beside the SavedModel.
 STYLES_FILE = "styles.json"
@@ -396,6 +401,10 @@ class Writer:
         )
         if candidates < 1:
             raise ValueError(f"candidates must be at least 1, got {candidates}")
+        too_long = [i for i, t in enumerate(texts) if len(t) > MAX_LINE_CHARS]
+        if too_long:
+            raise ValueError(f"line {too_long[0] + 1} has {len(texts[too_long[0]])} characters; a line may have at "
+                             f"most {MAX_LINE_CHARS} (wrap longer texts: wrap_text, or the CLI's --width)")
         if candidates > 1 and style is not None:
             raise ValueError("best-of-N writing (candidates > 1) is for unprimed writing; give no style")
         if candidates > 1:

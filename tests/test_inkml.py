@@ -206,3 +206,17 @@ def test_malformed_json_is_refused(tmp_path, document, expected):
     path.write_text(document)
     with pytest.raises(ValueError, match=expected):
         inkml.read_json(path)
+
+
+def test_a_stream_is_read_once(tmp_path):
+    """`--style_file=-` or /dev/stdin: the stream used to be read twice (once
+    to guess its form) and valid JSON reported as invalid."""
+    import subprocess
+    import sys
+
+    doc = json.dumps({"text": "hi", "strokes": [[[0, 0], [1, 1]], [[2, 0], [3, 1]]]})
+    code = "from hwtf import inkml; s, t = inkml.read_ink(sys.argv[1]); print(len(s), t)"
+    for name in ("-", "/dev/stdin"):
+        out = subprocess.run([sys.executable, "-c", "import sys; " + code, name], input=doc, capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 0 and out.stdout.strip() == "2 hi", out.stderr[-2000:]

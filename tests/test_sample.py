@@ -149,6 +149,7 @@ def test_a_model_without_styles_says_how_to_make_them(tmp_path):
     (f"--seed={2**64}", "must fit in 64 bits"),
     ("--colour=notacolour", "--colour=notacolour: not a colour"),
     ("--candidates=0", "--candidates=0: must be at least 1"),
+    ("--width=2000", "--width=2000: a line may have at most 200 characters"),
 ])
 def test_bad_flags_are_refused_in_one_line_before_writing(tmp_path, flag, message):
     out = tmp_path / "x.png"

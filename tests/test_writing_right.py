@@ -248,3 +248,11 @@ def test_cli_candidates(tmp_path, exported):
     proc = _sample_cli(f"--model={exported[0]}", "--text=abc", "--candidates=3", "--style=0", "--nocheck_style",
                        f"--out={out}")
     assert proc.returncode != 0 and "--candidates: best-of-N writing" in proc.stderr
+
+
+def test_an_overlong_line_is_refused(exported):
+    from hwtf.writer import MAX_LINE_CHARS, Writer
+
+    writer = Writer.load(exported[0])
+    with pytest.raises(ValueError, match=f"line 2 has {MAX_LINE_CHARS + 1} characters"):
+        writer.write(["ab", "a" * (MAX_LINE_CHARS + 1)])
