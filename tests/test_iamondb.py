@@ -255,6 +255,15 @@ def test_cli_json(tmp_path):
     assert list((tmp_path / "cache").glob("*.npz"))
 
 
+def test_oversized_stroke_files_are_skipped_unread(source, monkeypatch):
+    """A stroke file over the size limit is skipped with its reason, without
+    being read (a 78 MB one in an 8 MB archive took 3.2 GB)."""
+    monkeypatch.setattr(iamondb, "MAX_STROKE_FILE_BYTES", 50)
+    lines, skipped = iamondb.read(source, ["trainset"])
+    assert not lines
+    assert any("over the limit of 50" in s.reason for s in skipped)
+
+
 def test_data_dir_means_iamondb_and_contradictions_are_refused(tmp_path):
     """--data_dir used to be ignored without --dataset=iamondb (the synthetic
     set was read instead, silently); a data error used to print the usage

@@ -132,7 +132,23 @@ class _Files:
     num_stroke_files: int = 0
 
 
-def _read_bytes(content: bytes | Path) -> bytes:
+# The largest stroke file read. IAM-OnDB's largest line file is far smaller
+# (about 200 KB); an archive could hold a 78 MB one that, parsed, took 3.2 GB.
+MAX_STROKE_FILE_BYTES = 4 << 20
+
+
+class _TooLarge(int):
+    """A stroke file left unread in an archive: its size in bytes."""
+
+
+def _read_bytes(content: bytes | Path | _TooLarge) -> bytes:
+    """A stroke file's bytes; ValueError (a skip, with its reason) when it is
+    over `MAX_STROKE_FILE_BYTES`."""
+    size = content if isinstance(content, _TooLarge) else (
+        len(content) if isinstance(content, bytes) else content.stat().st_size
+    )
+    if size > MAX_STROKE_FILE_BYTES:
+        raise ValueError(f"stroke file of {size:,} bytes is over the limit of {MAX_STROKE_FILE_BYTES:,}")
     return content if isinstance(content, bytes) else content.read_bytes()
 
 
@@ -191,7 +207,7 @@ def _require_strokes(files: _Files, path: Path) -> None:
         )
 
 
-def _add_stroke_file(files: _Files, name: str, content: bytes | Path) -> None:
+def _add_stroke_file(files: _Files, name: str, content) -> None:
     match = _STROKE_FILE.match(name)
     if match:
         form = match["form"]
@@ -231,7 +247,9 @@ def _scan_archive(path: Path, files: _Files, wanted: set[str] | None) -> None:
                 if "lineStrokes" in parts[:-1]:
                     match = _STROKE_FILE.match(name)
                     if match and (wanted is None or match["form"] in wanted):
-                        _add_stroke_file(files, name, archive.extractfile(member).read())
+                        content = (_TooLarge(member.size) if member.size > MAX_STROKE_FILE_BYTES
+                                   else archive.extractfile(member).read())
+                        _add_stroke_file(files, name, content)
                     elif match:
                         files.num_stroke_files += 1  # present, just not wanted
                 elif "ascii" in parts[:-1]:
