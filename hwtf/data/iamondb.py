@@ -141,7 +141,11 @@ class _TooLarge(int):
     """A stroke file left unread in an archive: its size in bytes."""
 
 
-def _read_bytes(content: bytes | Path | _TooLarge) -> bytes:
+def _read_bytes(content: bytes | Path) -> bytes:
+    return content if isinstance(content, bytes) else content.read_bytes()
+
+
+def _read_stroke_file(content: bytes | Path | _TooLarge) -> bytes:
     """A stroke file's bytes; ValueError (a skip, with its reason) when it is
     over `MAX_STROKE_FILE_BYTES`."""
     size = content if isinstance(content, _TooLarge) else (
@@ -149,7 +153,7 @@ def _read_bytes(content: bytes | Path | _TooLarge) -> bytes:
     )
     if size > MAX_STROKE_FILE_BYTES:
         raise ValueError(f"stroke file of {size:,} bytes is over the limit of {MAX_STROKE_FILE_BYTES:,}")
-    return content if isinstance(content, bytes) else content.read_bytes()
+    return _read_bytes(content)
 
 
 def _parse_split(data: bytes) -> list[str]:
@@ -341,7 +345,7 @@ def _assemble(
             continue
         for (nn, content), line_id in zip(sorted(numbers.items()), line_ids):
             try:
-                strokes = parse_strokes(_read_bytes(content))
+                strokes = parse_strokes(_read_stroke_file(content))
             except (ValueError, OSError) as e:
                 skipped.append(Skipped(line_id, str(e)))
                 continue
