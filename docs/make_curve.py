@@ -1,7 +1,6 @@
 """Plots training runs' validation curves from their TensorBoard events.
 
-    python docs/make_curve.py --train_dir=checkpoints/iamondb --out=docs/iamondb_curve.png \\
-        --compare_dir=/tmp/iamondb-2x256 --compare_label="2x256, trainset+testset_t, first 256 lines"
+    python docs/make_curve.py   # checkpoints/iamondb beside checkpoints/iamondb-2x256
 
 Validation NLL (nats per line) against training steps (left) and against
 hours of training on this machine (right; summed from the logged steps per
@@ -22,8 +21,10 @@ sys.path.insert(0, REPO)
 FLAGS = flags.FLAGS
 flags.DEFINE_string("train_dir", "checkpoints/iamondb", "Training directory (its tensorboard/ events).")
 flags.DEFINE_string("label", "3x400 (flags/iamondb.cfg), all 1,438 lines of testset_v", "The run's legend.")
-flags.DEFINE_string("compare_dir", None, "Another run's training directory, drawn beside it.")
-flags.DEFINE_string("compare_label", "", "The other run's legend.")
+flags.DEFINE_string("compare_dir", "checkpoints/iamondb-2x256", "Another run's training directory, drawn beside "
+                    "it ('' = none).")
+flags.DEFINE_string("compare_label", "2x256 (shipped), trainset+testset_t, first 256 lines of testset_v",
+                    "The other run's legend.")
 flags.DEFINE_string("out", "docs/iamondb_curve.png", "Where to write the PNG.")
 flags.DEFINE_string("title", "hwtf on IAM-OnDB", "Figure title.")
 flags.DEFINE_bool("graves", True, "Draw Graves's -1096.9 nats/line.")
