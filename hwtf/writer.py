@@ -334,8 +334,13 @@ class Writer:
 
         if not os.path.isdir(path):
             raise ValueError(f"{path}: no such SavedModel directory")
-        module = tf.saved_model.load(path)
-        config = ModelConfig.from_json(module.config()["config"].numpy().decode())
+        try:
+            module = tf.saved_model.load(path)
+            config = ModelConfig.from_json(module.config()["config"].numpy().decode())
+        except (tf.errors.OpError, OSError, ValueError, IndexError, AttributeError, KeyError) as e:
+            detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise ValueError(f"{path}: the export is damaged and cannot be loaded ({detail}); "
+                             "export it again (python -m hwtf.train, or python -m hwtf.export from a good copy)") from e
         return cls(module, config, path)
 
     def unknown_chars(self, text: str) -> list[str]:

@@ -195,3 +195,17 @@ def test_a_plain_run_prints_nothing_but_its_result_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "hwtf.sample", "--text=hi", f"--out={out}", "--verbose"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0 and proc.stderr.strip()
+
+
+def test_a_damaged_export_is_named(model_dir, tmp_path):
+    """A cut-short variables file ("Read less bytes than requested") used to
+    end in a traceback; now one line names the export."""
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(model_dir, damaged)
+    data = damaged / "variables" / "variables.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[:100])
+    proc = _sample(str(damaged), "--text=hi", f"--out={tmp_path / 'x.svg'}")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"{damaged}: the export is damaged" in proc.stderr and "Traceback" not in proc.stderr
