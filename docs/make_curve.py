@@ -68,7 +68,7 @@ def main(argv):
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     by_steps.set_ylabel("testset_v NLL, nats per line")
-    by_hours.legend(loc="upper right", fontsize=8)
+    by_hours.legend(loc="lower right", bbox_to_anchor=(1.0, 0.06), fontsize=8)
     fig.suptitle(FLAGS.title, fontsize=10)
     fig.tight_layout()
     fig.savefig(FLAGS.out, format="png", facecolor="white")
