@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import time
 
 from absl import app, flags, logging
@@ -404,6 +405,9 @@ class Loop:
             self.trainer.model.count_params(), self.start, FLAGS.steps, self.strategy.num_replicas_in_sync,
         )
         self.last_time, self.last_step, run_start = time.time(), self.start, time.time()
+        # SIGINT (Ctrl-C, kill -INT) saves and stops, even where the run was
+        # started with SIGINT ignored (a background job of a script).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             self._steps()
         except KeyboardInterrupt:
