@@ -135,6 +135,7 @@ class Trainer:
 
         self.strategy = strategy
         self.clipnorm = clipnorm or np.inf
+        self.learning_rate = learning_rate
         with strategy.scope():
             self.model = config.build_model()
             if optimizer == "adam":
@@ -366,6 +367,13 @@ def restore(trainer):
                             path, str(e).strip().splitlines()[0][:200])
             continue
         logging.info("resumed from %s at step %d", path, int(trainer.step.numpy()))
+        # The checkpoint holds the optimizer's learning rate too; a constant
+        # rate comes from the flags, so that a stint can change it.
+        if isinstance(trainer.learning_rate, float):
+            saved = float(trainer.optimizer.learning_rate.numpy())
+            if saved != trainer.learning_rate:
+                logging.info("learning rate %g (the checkpoint's was %g)", trainer.learning_rate, saved)
+                trainer.optimizer.learning_rate.assign(trainer.learning_rate)
         break
     else:
         if manager.checkpoints:

@@ -319,3 +319,19 @@ def test_a_broken_run_stops_and_exports_nothing(tmp_path):
     (train_dir / "config.json").write_text('{"alphabet": "ab')
     proc = subprocess.run(_train_command(str(train_dir)), cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and f"{train_dir / 'config.json'} is damaged" in proc.stderr
+
+
+def test_a_resumed_run_takes_its_constant_learning_rate_from_the_flags(ci_run, tmp_path):
+    # The checkpoint holds Adam's learning rate; a stint that lowers it must
+    # train at the new rate, not silently at the saved one.
+    import shutil
+
+    train_dir, _ = ci_run
+    resumed = str(tmp_path / "run")
+    shutil.copytree(train_dir, resumed, ignore=shutil.ignore_patterns("export"))
+    log = _run(_train_command(resumed, "--steps=42", "--learning_rate=0.0003", "--lr_schedule=constant",
+                              "--export_dir=", "--image_every=0", "--eval_every=1000"))
+    assert "learning rate 0.0003 (the checkpoint's was 0.005)" in log
+    latest = tf.train.latest_checkpoint(resumed)
+    assert latest.endswith("ckpt-42")
+    assert tf.train.load_variable(latest, "optimizer/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE") == pytest.approx(3e-4)
