@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import time
 
@@ -350,6 +351,27 @@ def learning_rate(kind: str, initial: float, steps: int, decay_steps: int = 1000
     raise ValueError(f"unknown learning-rate schedule {kind!r}")
 
 
+def run_checkpoints(train_dir: str) -> list:
+    """The checkpoints of the run in `train_dir`, oldest first: those its
+    `checkpoint` file names, else the `ckpt-N` files there. (CheckpointManager
+    alone sees none in a `checkpoint` file without timestamps, one written by
+    hand or by docs/save_stint.py, and would start the run again from step 0.)"""
+    import tensorflow as tf
+
+    state = tf.train.get_checkpoint_state(train_dir)
+    paths = list(state.all_model_checkpoint_paths) if state else []
+    if state and state.model_checkpoint_path and state.model_checkpoint_path not in paths:
+        paths.append(state.model_checkpoint_path)
+    if not paths:
+        numbered = {}
+        for name in os.listdir(train_dir) if os.path.isdir(train_dir) else []:
+            match = re.fullmatch(r"ckpt-(\d+)\.index", name)
+            if match:
+                numbered[int(match.group(1))] = os.path.join(train_dir, name[: -len(".index")])
+        paths = [numbered[n] for n in sorted(numbered)]
+    return paths
+
+
 def restore(trainer):
     """Checkpoint managers for the latest and the best checkpoint; resumes
     from the latest when `--train_dir` has one."""
@@ -359,7 +381,8 @@ def restore(trainer):
     best = tf.train.CheckpointManager(trainer.checkpoint, os.path.join(FLAGS.train_dir, "best"), max_to_keep=1)
     # Newest first; a damaged one (a disk error, a copy cut short) is named
     # and the one before it is used.
-    for path in reversed(manager.checkpoints):
+    found = run_checkpoints(FLAGS.train_dir)
+    for path in reversed(found):
         try:
             trainer.checkpoint.restore(path).assert_existing_objects_matched()
         except (tf.errors.OpError, ValueError, AssertionError, IndexError, RuntimeError) as e:  # IndexError: "Read less bytes than requested"
@@ -376,8 +399,8 @@ def restore(trainer):
                 trainer.optimizer.learning_rate.assign(trainer.learning_rate)
         break
     else:
-        if manager.checkpoints:
-            raise app.UsageError(f"no checkpoint in {FLAGS.train_dir} can be read ({', '.join(manager.checkpoints)}); "
+        if found:
+            raise app.UsageError(f"no checkpoint in {FLAGS.train_dir} can be read ({', '.join(found)}); "
                                  "start a new --train_dir or restore one")
     return manager, best
 

@@ -335,3 +335,21 @@ def test_a_resumed_run_takes_its_constant_learning_rate_from_the_flags(ci_run, t
     latest = tf.train.latest_checkpoint(resumed)
     assert latest.endswith("ckpt-42")
     assert tf.train.load_variable(latest, "optimizer/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE") == pytest.approx(3e-4)
+
+
+@pytest.mark.parametrize("state", ["without timestamps", "missing"])
+def test_a_copied_checkpoint_resumes_at_its_step(ci_run, tmp_path, state):
+    # A stint kept by docs/save_stint.py has a hand-written `checkpoint` file
+    # (no timestamps), or someone copied only the ckpt files: CheckpointManager
+    # alone sees no checkpoint there and the run would start again from step 0.
+    train_dir, _ = ci_run
+    copied = tmp_path / "run"
+    copied.mkdir()
+    for path in glob.glob(os.path.join(train_dir, "ckpt-30.*")) + [os.path.join(train_dir, "config.json")]:
+        with open(path, "rb") as src, open(copied / os.path.basename(path), "wb") as dst:
+            dst.write(src.read())
+    if state == "without timestamps":
+        (copied / "checkpoint").write_text('model_checkpoint_path: "ckpt-30"\nall_model_checkpoint_paths: "ckpt-30"\n')
+    log = _run(_train_command(str(copied), "--steps=32", "--export_dir=", "--image_every=0", "--eval_every=1000"))
+    assert re.search(r"resumed from .*ckpt-30 at step 30", log), log[-2000:]
+    assert tf.train.latest_checkpoint(str(copied)).endswith("ckpt-32")
