@@ -43,6 +43,29 @@ def quiet_import_tensorflow() -> None:
         os.close(null)
 
 
+class _HwtfInfoOnly:
+    """Passes warnings and errors, and INFO records from hwtf's own code (many
+    TensorFlow modules log their internals through absl too)."""
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+    def filter(self, record) -> bool:
+        import logging as python_logging
+
+        return record.levelno >= python_logging.WARNING or os.path.abspath(record.pathname).startswith(self.package)
+
+
+def verbose_requested() -> bool:
+    return "--verbose" in sys.argv[1:] or "--verbose=true" in sys.argv[1:]
+
+
+def quiet_start() -> None:
+    """The quiet import of TensorFlow, unless `--verbose`: for a command
+    module that imports TensorFlow at its top (call it before that import)."""
+    if not verbose_requested():
+        quiet_import_tensorflow()
+
+
 def run(main, name: str, info: bool = False) -> None:
     """`app.run(main)` with a quiet start and one-line errors.
 
@@ -51,13 +74,19 @@ def run(main, name: str, info: bool = False) -> None:
       info: keep Python INFO logging when not `--verbose` (training's
         progress); otherwise only warnings and errors.
     """
-    verbose = "--verbose" in sys.argv[1:] or "--verbose=true" in sys.argv[1:]
-    if not verbose:
-        quiet_import_tensorflow()
+    verbose = verbose_requested()
+    quiet_start()
 
     def wrapped(argv):
         if not (verbose or info):
             logging.set_verbosity(logging.WARNING)
+        if not verbose:
+            # TensorFlow's own INFO lines (checkpoint sharding, signature
+            # input renaming, assets written) are internals, not progress.
+            import logging as python_logging
+
+            python_logging.getLogger("tensorflow").setLevel(python_logging.WARNING)
+            logging.get_absl_handler().addFilter(_HwtfInfoOnly())
         try:
             return main(argv)
         except app.UsageError as e:

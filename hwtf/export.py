@@ -23,7 +23,12 @@ from __future__ import annotations
 
 import os
 
-import tensorflow as tf
+if __name__ == "__main__":  # python -m hwtf.export: silence TensorFlow's start-up log
+    from hwtf import cli
+
+    cli.quiet_start()
+
+import tensorflow as tf  # noqa: E402
 
 from hwtf.data.strokes import Alphabet
 from hwtf.model import HandwritingModel, ModelConfig, prime_state, sample_loop

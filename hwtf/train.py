@@ -109,6 +109,7 @@ def make_strategy(kind: str, cpu_devices: int):
     gpus = tf.config.list_logical_devices("GPU")
     if kind == "mirrored" or (kind == "auto" and len(gpus) > 1):
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        logging.info("MirroredStrategy on %s", ", ".join(devices))
         return tf.distribute.MirroredStrategy(devices)
     return tf.distribute.get_strategy()
 

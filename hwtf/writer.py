@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -67,12 +68,26 @@ MAX_LINE_CHARS = 200
 STYLES_FILE = "styles.json"
 STYLES_VERSION = 1
 
-SAVED_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models")
+def _saved_models_dirs() -> list:
+    """Where the shipped models are: the source tree's `saved_models/` (a
+    checkout, an editable install), then `<prefix>/share/hwtf/saved_models`
+    where `pip install .` puts them (setup.cfg's data_files; --user too)."""
+    import site
+    import sysconfig
+
+    source = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models")
+    prefixes = [sysconfig.get_path("data"), sys.prefix, getattr(site, "USER_BASE", None) or ""]
+    installed = [os.path.join(prefix, "share", "hwtf", "saved_models") for prefix in prefixes if prefix]
+    return list(dict.fromkeys([source, *installed]))
+
+
+SAVED_MODELS = _saved_models_dirs()[0]
 # The shipped model, trained on IAM-OnDB (non-commercial research use only,
 # saved_models/iamondb-synthesis/README.md); the tiny synthetic demo model
 # where that one is absent (an install without it).
 DEFAULT_MODEL = next(
-    (path for path in (os.path.join(SAVED_MODELS, name) for name in ("iamondb-synthesis", "synthetic-demo"))
+    (path for name in ("iamondb-synthesis", "synthetic-demo") for path in
+     (os.path.join(folder, name) for folder in _saved_models_dirs())
      if os.path.exists(os.path.join(path, "saved_model.pb"))),
     os.path.join(SAVED_MODELS, "iamondb-synthesis"),
 )

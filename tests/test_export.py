@@ -237,3 +237,18 @@ def test_signatures_refuse_what_they_cannot_write(loaded):
         loaded.generate_primed(prime_strokes=tf.zeros([1, 0, 3]), **args)
     out = _generate(loaded, ["ab"], max_steps=2**31 - 1)  # an untrained model may never stop on its own
     assert out["lengths"][0] <= 100 * 2 + 100
+
+
+def test_python_m_hwtf_export_starts_quietly(exported, tmp_path):
+    """hwtf.export imports TensorFlow at its top: run as a command it still
+    prints no start-up log and none of TensorFlow's INFO internals (signature
+    input renaming, checkpoint sharding), only its own result line."""
+    path, _ = exported
+    out = tmp_path / "again"
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([sys.executable, "-m", "hwtf.export", f"--model={path}", f"--out={out}"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].endswith(f"re-exported {path} to {out}"), proc.stderr[-2000:]
+    assert proc.stdout == ""
