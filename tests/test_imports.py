@@ -17,8 +17,9 @@ LAYERS = [
     ["hwtf.writer"],
     ["hwtf.styles"],
     ["hwtf.export", "hwtf.legibility"],
+    ["hwtf.rest"],
     # Commands.
-    ["hwtf.data.__main__", "hwtf.evaluate", "hwtf.sample", "hwtf.train"],
+    ["hwtf.data.__main__", "hwtf.evaluate", "hwtf.sample", "hwtf.serve", "hwtf.train"],
 ]
 PACKAGES = ["hwtf", "hwtf.data"]  # empty __init__s
 
