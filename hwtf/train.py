@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
 import signal
 import time
 
@@ -66,7 +67,9 @@ def define_flags() -> None:
     flags.DEFINE_integer("checkpoint_every", 200, "Checkpoint every this many steps (and at the end).")
     flags.DEFINE_integer("image_every", 500, "Write a sampled line and its attention to TensorBoard every this many steps (0 = never).")
     flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.")
-    flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored"], "auto: MirroredStrategy when several GPUs are present.")
+    flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored", "multi_worker"],
+                      "auto: MirroredStrategy when several GPUs are present; multi_worker: "
+                      "MultiWorkerMirroredStrategy across the machines TF_CONFIG names.")
     flags.DEFINE_integer("cpu_devices", 1, "Split the CPU into this many logical devices (to exercise MirroredStrategy without GPUs).")
 
 
@@ -106,12 +109,54 @@ def make_strategy(kind: str, cpu_devices: int):
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices
         )
+    if kind == "multi_worker":
+        return make_multi_worker_strategy()
     gpus = tf.config.list_logical_devices("GPU")
     if kind == "mirrored" or (kind == "auto" and len(gpus) > 1):
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         logging.info("MirroredStrategy on %s", ", ".join(devices))
         return tf.distribute.MirroredStrategy(devices)
     return tf.distribute.get_strategy()
+
+
+def make_multi_worker_strategy():
+    """MultiWorkerMirroredStrategy from the `TF_CONFIG` environment variable
+    (`{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker",
+    "index": i}}`), checked first so that a missing or broken one is named
+    rather than hanging or training alone."""
+    import json
+
+    import tensorflow as tf
+
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise app.UsageError("--strategy=multi_worker needs TF_CONFIG naming the cluster and this task "
+                             '(e.g. {"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+                             '"task": {"type": "worker", "index": 0}})')
+    try:
+        tf_config = json.loads(raw)
+        cluster, task = tf_config["cluster"], tf_config["task"]
+        members = cluster[task["type"]]
+        if not 0 <= int(task["index"]) < len(members):
+            raise ValueError(f"task index {task['index']} is not among the {len(members)} {task['type']} tasks")
+    except (ValueError, KeyError, TypeError) as e:
+        raise app.UsageError(f"TF_CONFIG is not a cluster and task description ({e}): {raw[:200]}") from e
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    logging.info("MultiWorkerMirroredStrategy: %s %d of %s, %d replica(s) in all",
+                 task["type"], int(task["index"]), json.dumps(cluster), strategy.num_replicas_in_sync)
+    return strategy
+
+
+def is_chief(strategy) -> bool:
+    """Whether this process writes the run's files: always, except the
+    non-chief workers of a multi-worker run (which take part in every step,
+    validation and checkpoint, but write those to a scratch folder)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
 
 
 # A run whose updates are skipped this many times in a row (non-finite loss or
@@ -290,7 +335,7 @@ def load_data():
     return train_set, valid_set
 
 
-def resolve_config(train_set):
+def resolve_config(train_set, write: bool = True):
     """The model's configuration: `config.json` in `--train_dir` when the run
     resumes (it must describe the model the flags ask for), else made from
     the flags and the training data, and saved there."""
@@ -308,7 +353,8 @@ def resolve_config(train_set):
         normalizer=strokes_lib.Normalizer.fit(train_set.offsets).as_dict(),
     )
     if not os.path.exists(config_path):
-        wanted.save(config_path)
+        if write:
+            wanted.save(config_path)
         return wanted
     try:
         config = ModelConfig.load(config_path)
@@ -322,8 +368,10 @@ def resolve_config(train_set):
     return config
 
 
-def make_datasets(config, train_set, valid_set):
+def make_datasets(config, train_set, valid_set, strategy=None):
     """Training batches (shuffled, bucketed, repeated) and validation batches."""
+    import tensorflow as tf
+
     from hwtf.data import dataset as dataset_lib
 
     alphabet, normalizer = config.alphabet_lib, config.normalizer_lib
@@ -334,6 +382,12 @@ def make_datasets(config, train_set, valid_set):
     valid_ds = dataset_lib.make_dataset(
         valid_set, alphabet, normalizer, FLAGS.batch_size, shuffle=False, repeat=False, bucket=False,
     )
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # Every worker reads all of the data and keeps its share of each
+        # global batch (the lines are not in files to share out).
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        train_ds, valid_ds = train_ds.with_options(options), valid_ds.with_options(options)
     return train_ds, valid_ds
 
 
@@ -373,13 +427,13 @@ def run_checkpoints(train_dir: str) -> list:
     return paths
 
 
-def restore(trainer):
-    """Checkpoint managers for the latest and the best checkpoint; resumes
-    from the latest when `--train_dir` has one."""
+def restore(trainer, save_dir: str):
+    """Checkpoint managers for the latest and the best checkpoint, saving
+    under `save_dir`; resumes from the latest in `--train_dir` when it has one."""
     import tensorflow as tf
 
-    manager = tf.train.CheckpointManager(trainer.checkpoint, FLAGS.train_dir, max_to_keep=FLAGS.keep_checkpoints)
-    best = tf.train.CheckpointManager(trainer.checkpoint, os.path.join(FLAGS.train_dir, "best"), max_to_keep=1)
+    manager = tf.train.CheckpointManager(trainer.checkpoint, save_dir, max_to_keep=FLAGS.keep_checkpoints)
+    best = tf.train.CheckpointManager(trainer.checkpoint, os.path.join(save_dir, "best"), max_to_keep=1)
     # Newest first; a damaged one (a disk error, a copy cut short) is named
     # and the one before it is used.
     found = run_checkpoints(FLAGS.train_dir)
@@ -410,7 +464,7 @@ class Loop:
     """The training loop and what it does on the way: logs and scalars,
     validation (keeping the best checkpoint), sample pictures, checkpoints."""
 
-    def __init__(self, trainer, strategy, config, lr, train_ds, valid_ds, valid_set, managers):
+    def __init__(self, trainer, strategy, config, lr, train_ds, valid_ds, valid_set, managers, chief=True):
         import numpy as np
         import tensorflow as tf
 
@@ -421,7 +475,9 @@ class Loop:
         self.valid_ds, self.valid_set = valid_ds, valid_set
         self.manager, self.best_manager = managers
         self.summaries = summaries
-        self.writer = tf.summary.create_file_writer(os.path.join(FLAGS.train_dir, "tensorboard"))
+        self.chief = chief
+        self.writer = (tf.summary.create_file_writer(os.path.join(FLAGS.train_dir, "tensorboard")) if chief
+                       else tf.summary.create_noop_writer())
         # The data order depends only on the seed, so a resumed run skips the
         # batches it has already seen and goes on with the same order.
         self.start = int(trainer.step.numpy())
@@ -470,7 +526,7 @@ class Loop:
                 self.log(step, result, teacher_forcing)
             if step % FLAGS.eval_every == 0 or last:
                 self.validate(step)
-            if FLAGS.image_every and (step % FLAGS.image_every == 0 or last):
+            if self.chief and FLAGS.image_every and (step % FLAGS.image_every == 0 or last):
                 self.write_image(step)
             if step % FLAGS.checkpoint_every == 0 or last:
                 self.manager.save(checkpoint_number=step)
@@ -564,16 +620,24 @@ def main(argv):
         raise app.UsageError(f"--train_dir={FLAGS.train_dir}: cannot create it ({e.strerror})") from e
     if not os.access(FLAGS.train_dir, os.W_OK):
         raise app.UsageError(f"--train_dir={FLAGS.train_dir}: not writable")
-    config = resolve_config(train_set)
-    train_ds, valid_ds = make_datasets(config, train_set, valid_set)
+    chief = is_chief(strategy)
+    config = resolve_config(train_set, write=chief)
+    train_ds, valid_ds = make_datasets(config, train_set, valid_set, strategy)
+    # A non-chief worker saves its checkpoints (a collective step) to scratch.
+    save_dir = FLAGS.train_dir if chief else os.path.join(FLAGS.train_dir, f"worker-{strategy.cluster_resolver.task_id}-scratch")
     lr = learning_rate(FLAGS.lr_schedule, FLAGS.learning_rate, FLAGS.steps, FLAGS.lr_decay_steps, FLAGS.lr_decay_rate)
     trainer = Trainer(config, strategy, FLAGS.optimizer, lr, FLAGS.clipnorm)
-    managers = restore(trainer)
-    loop = Loop(trainer, strategy, config, lr, train_ds, valid_ds, valid_set, managers)
-    loop.run()
-    if not math.isfinite(getattr(loop, "last_valid", 0.0)):
-        raise app.UsageError(f"the validation NLL is {loop.last_valid}: the model is broken and is not exported")
-    export_model(trainer.model, config)
+    managers = restore(trainer, save_dir)
+    loop = Loop(trainer, strategy, config, lr, train_ds, valid_ds, valid_set, managers, chief)
+    try:
+        loop.run()
+    finally:
+        if not chief:
+            shutil.rmtree(save_dir, ignore_errors=True)
+    if chief:
+        if not math.isfinite(getattr(loop, "last_valid", 0.0)):
+            raise app.UsageError(f"the validation NLL is {loop.last_valid}: the model is broken and is not exported")
+        export_model(trainer.model, config)
 
 
 if __name__ == "__main__":

@@ -353,3 +353,65 @@ def test_a_copied_checkpoint_resumes_at_its_step(ci_run, tmp_path, state):
     log = _run(_train_command(str(copied), "--steps=32", "--export_dir=", "--image_every=0", "--eval_every=1000"))
     assert re.search(r"resumed from .*ckpt-30 at step 30", log), log[-2000:]
     assert tf.train.latest_checkpoint(str(copied)).endswith("ckpt-32")
+
+
+def _free_ports(n):
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_on_loopback_reach_the_single_process_loss(ci_run, tmp_path):
+    """--strategy=multi_worker: two processes, each one worker of a
+    MultiWorkerMirroredStrategy cluster on 127.0.0.1, split each global batch
+    of 8 lines between them and end where one process does on the same
+    batches; only the chief writes checkpoints and the export."""
+    import json
+
+    train_dir = str(tmp_path / "run")
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    procs = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": {"worker": workers},
+                                                     "task": {"type": "worker", "index": index}}))
+        procs.append(subprocess.Popen(
+            _train_command(train_dir, "--strategy=multi_worker", "--steps=10", "--image_every=0"),
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+        ))
+    logs = []
+    try:
+        for proc in procs:
+            logs.append(proc.communicate(timeout=300)[1])
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    for proc, log in zip(procs, logs):
+        assert proc.returncode == 0, log[-3000:]
+        assert "MultiWorkerMirroredStrategy: worker" in log and "2 replica(s) in all" in log
+    _, straight_log = ci_run
+    for log in logs:
+        np.testing.assert_allclose(
+            _logged_losses(log)[10], _logged_losses(straight_log)[10], rtol=1e-3, atol=1e-3
+        )
+    assert tf.train.latest_checkpoint(train_dir).endswith("ckpt-10")
+    assert os.path.exists(os.path.join(train_dir, "export", "saved_model.pb"))
+    assert not glob.glob(os.path.join(train_dir, "worker-*"))
+
+
+def test_multi_worker_without_tf_config_is_refused(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    proc = subprocess.run(_train_command(str(tmp_path / "run"), "--strategy=multi_worker"),
+                          cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2 and "needs TF_CONFIG" in proc.stderr and "Traceback" not in proc.stderr
+    env["TF_CONFIG"] = '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}'
+    proc = subprocess.run(_train_command(str(tmp_path / "run"), "--strategy=multi_worker"),
+                          cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2 and "task index 3" in proc.stderr
+    assert not os.path.exists(tmp_path / "run" / "config.json")
