@@ -224,9 +224,16 @@ class Predictor:
             raise BadRequest("Missing 'inputs' or 'instances' key" if "inputs" not in request else
                              "expecting only one of 'inputs' or 'instances' keys to exist")
         row = "instances" in request
+        scalars = sorted(k for k, info in inputs_info.items() if _shape(info) == [])
+        if row and scalars:
+            raise BadRequest(
+                f"signature {name!r} takes scalar inputs ({', '.join(scalars)}), which the row format "
+                "('instances') cannot carry: it gives every input a leading batch dimension, as TF Serving does; "
+                "send them in the columnar format, {\"signature_name\": ..., \"inputs\": {...}}"
+            )
         values = self._rows(request["instances"], inputs_info) if row else self._columns(request["inputs"], inputs_info)
         inputs = {}
-        for key, info in inputs_info.items():
+        for key, info in sorted(inputs_info.items()):
             where = f"input {key!r} of signature {name!r}"
             dtype = _DTYPES.get(info["dtype"])
             if dtype is None:
@@ -236,10 +243,7 @@ class Predictor:
             if expected is not None and (
                 len(expected) != array.ndim or any(e not in (-1, g) for e, g in zip(expected, array.shape))
             ):
-                hint = (" (the row format gives every input a leading batch dimension, so a scalar input "
-                        "cannot be sent in rows: send {\"inputs\": {...}}, the columnar format)"
-                        if row and expected == [] else "")
-                raise BadRequest(f"{where} has shape {_shape_text(expected)}; got {list(array.shape)}{hint}")
+                raise BadRequest(f"{where} has shape {_shape_text(expected)}; got {list(array.shape)}")
             inputs[key] = array
         self._check_limits(name, inputs)
         return name, inputs, row
