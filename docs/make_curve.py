@@ -34,15 +34,10 @@ def curve(train_dir: str):
     """`(steps, hours, nll)` of a run's validations."""
     from hwtf import summaries
 
-    valid = summaries.read_scalars(train_dir, "valid/nll_per_line")
-    if not valid:
+    steps, hours, nll = summaries.validation_curve(train_dir)
+    if not steps:
         raise app.UsageError(f"{train_dir}: no valid/nll_per_line events")
-    hours = dict(summaries.training_hours(train_dir))
-    steps = [s for s, _ in valid]
-    # The hours at each validation step: the last logged step at or before it.
-    logged = sorted(hours)
-    at = [hours[max((s2 for s2 in logged if s2 <= s), default=logged[0])] if logged else 0.0 for s in steps]
-    return steps, at, [v for _, v in valid]
+    return steps, hours, nll
 
 
 def main(argv):

@@ -105,3 +105,15 @@ def training_hours(logdir: str) -> list[tuple[int, float]]:
         hours.append((step, total))
         last = step
     return hours
+
+
+def validation_curve(logdir: str) -> tuple[list, list, list]:
+    """`(steps, hours, nll)` of a run's validations (`valid/nll_per_line`):
+    the hours at each validation are those of the last logged step at or
+    before it (`training_hours`). Empty lists for a run without validations."""
+    valid = read_scalars(logdir, "valid/nll_per_line")
+    hours = dict(training_hours(logdir))
+    logged = sorted(hours)
+    steps = [s for s, _ in valid]
+    at = [hours[max((s2 for s2 in logged if s2 <= s), default=logged[0])] if logged else 0.0 for s in steps]
+    return steps, at, [v for _, v in valid]

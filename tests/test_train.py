@@ -1,6 +1,7 @@
 """End-to-end tests of `python -m hwtf.train`, on the embedded synthetic data."""
 
 import glob
+import json
 import os
 import re
 import signal
@@ -105,6 +106,16 @@ def test_read_scalars_gives_the_logged_validation_curve(ci_run):
     hours = summaries.training_hours(copied)
     assert [s for s, _ in hours] == sorted(s for s, _ in summaries.read_scalars(copied, "steps_per_sec"))
     assert all(a < b for (_, a), (_, b) in zip(hours, hours[1:])) and hours[0][1] > 0
+    steps, at, nll = summaries.validation_curve(copied)
+    assert steps == [20, 40] and nll == [v for _, v in curve]
+    assert at == [dict(hours)[20], dict(hours)[40]]
+    # benchmarks/time_to_quality.py reads the same curve.
+    proc = subprocess.run([sys.executable, "benchmarks/time_to_quality.py", f"--runs={copied}",
+                           f"--thresholds={nll[0] + 1},{min(nll) - 1}"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    figures = json.loads(proc.stdout)["runs"][copied]
+    assert figures[f"{nll[0] + 1}"] == {"step": 20, "hours": round(at[0], 2), "nll": round(nll[0], 1)}
+    assert figures[f"{min(nll) - 1}"] is None
 
 
 def test_sigkill_mid_run_then_resume_at_the_right_step(ci_run, tmp_path):
