@@ -46,6 +46,10 @@ MAX_CANDIDATES = 8  # generate_best's candidates, and the page's
 MAX_STEPS = MAX_STEPS_PER_CHAR * MAX_LINE_CHARS + 100
 MAX_PRIME_POINTS = 5000  # generate_primed's prime_strokes per row
 MAX_POINTS = 20000  # log_prob / mixture: rows x points
+# A generating call's attention output, rows x points x characters, bounds its
+# answer (about 20 bytes of JSON a value).
+MAX_OUTPUT_VALUES = 4_000_000
+MAX_DEPTH = 8  # nesting of an input's lists
 MAX_INK_POINTS = 20000  # a drawn priming line, before it is resampled
 # The page: texts are wrapped at LINE_WIDTH characters, at most MAX_PAGE_LINES lines.
 LINE_WIDTH = 60
@@ -108,13 +112,15 @@ def parse_json(body: bytes) -> object:
         raise BadRequest("JSON Parse error: nested too deeply") from None
 
 
-def _nested_shape(value, where: str) -> list[int]:
+def _nested_shape(value, where: str, depth: int = 0) -> list[int]:
     """The shape of a rectangular nested JSON list (a scalar: [])."""
     if not isinstance(value, list):
         return []
+    if depth >= MAX_DEPTH:
+        raise BadRequest(f"{where}: lists nested deeper than {MAX_DEPTH}")
     if not value:
         return [0]
-    shapes = [_nested_shape(v, where) for v in value]
+    shapes = [_nested_shape(v, where, depth + 1) for v in value]
     if any(s != shapes[0] for s in shapes):
         raise BadRequest(f"{where}: a ragged list (rows of different shapes); pad the rows to one shape")
     return [len(value), *shapes[0]]
@@ -305,6 +311,14 @@ class Predictor:
                                          f"most {MAX_LINE_CHARS} (send longer texts as several lines)")
         if "max_steps" in inputs and not 1 <= int(inputs["max_steps"]) <= MAX_STEPS:
             raise BadRequest(f"{where}: max_steps={int(inputs['max_steps'])}; expected 1 to {MAX_STEPS}")
+        if "max_steps" in inputs:
+            lengths = [len(t.decode("utf-8")) for t in inputs["text"].reshape(-1)] or [0]
+            steps = min(int(inputs["max_steps"]), MAX_STEPS_PER_CHAR * max(lengths) + 100)
+            values = len(lengths) * steps * max(lengths)
+            if values > MAX_OUTPUT_VALUES:
+                raise BadRequest(f"{where}: the answer could hold {values} attention values (texts x max_steps x "
+                                 f"characters); at most {MAX_OUTPUT_VALUES}: send fewer texts or a smaller max_steps "
+                                 "(a line needs about 25 points a character)")
         if "candidates" in inputs and not 1 <= int(inputs["candidates"]) <= MAX_CANDIDATES:
             raise BadRequest(f"{where}: candidates={int(inputs['candidates'])}; expected 1 to {MAX_CANDIDATES}")
         if "candidates" in inputs and len(inputs["text"]) * int(inputs["candidates"]) > MAX_BATCH * MAX_CANDIDATES // 2:
