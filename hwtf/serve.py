@@ -203,7 +203,11 @@ class Handler(BaseHTTPRequestHandler):
                         break
                     remaining -= len(chunk)
             raise BadRequest(f"the body has {length} bytes; a request may have at most {MAX_BODY_BYTES} (1 MiB)")
-        body = self.rfile.read(length)
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            self.close_connection = True
+            raise BadRequest(f"the body's {length} bytes did not arrive within {self.timeout} s") from None
         if len(body) < length:
             self.close_connection = True
             raise BadRequest(f"the body ended after {len(body)} of its {length} bytes")
@@ -312,16 +316,17 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 64
 
-    def __init__(self, address, service: Service):
+    def __init__(self, address, service: Service, timeout: float = SOCKET_TIMEOUT_S):
         self.service = service
-        super().__init__(address, Handler)
+        super().__init__(address, type("Handler", (Handler,), {"timeout": timeout}))
 
 
 def make_server(model: str, host: str = "127.0.0.1", port: int = 0, workers: int = 2, queue: int = 32,
-                name: str = "hwtf") -> Server:
+                name: str = "hwtf", timeout: float = SOCKET_TIMEOUT_S) -> Server:
     """A server for the export at `model`, bound (port 0: a free one) but
-    not yet serving: call `serve_forever` (in a thread, for tests)."""
-    return Server((host, port), Service(model, workers, queue, name))
+    not yet serving: call `serve_forever` (in a thread, for tests).
+    `timeout`: seconds a client may leave its socket silent."""
+    return Server((host, port), Service(model, workers, queue, name), timeout)
 
 
 def main(argv):

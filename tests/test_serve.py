@@ -190,6 +190,23 @@ def test_bad_requests_to_the_http_layer(server):
     assert request(server, "GET", "/static/../serve.py")[0] == 404
 
 
+def test_a_client_that_stops_sending_gets_a_400_not_a_hang():
+    import socket
+
+    server = _start(timeout=1)
+    try:
+        with socket.create_connection(server.server_address[:2], timeout=30) as client:
+            client.sendall(b"POST /v1/models/hwtf:predict HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"inputs\"")
+            answer = client.makefile("rb").read()
+        assert answer.startswith(b"HTTP/1.0 400") and b"did not arrive within 1 s" in answer
+        with socket.create_connection(server.server_address[:2], timeout=30) as client:
+            client.sendall(b"GET / HTTP/1.1\r\n")  # headers never end: closed after the timeout
+            assert client.makefile("rb").read() == b""
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_concurrent_requests_match_single_ones_seed_for_seed(server):
     def one(seed):
         return predict(server, {"signature_name": "generate", "inputs": {**GENERATE, "seed": seed}})
