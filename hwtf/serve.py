@@ -31,7 +31,6 @@ import json
 import os
 import threading
 import urllib.parse
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from absl import app, flags, logging

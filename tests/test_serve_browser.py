@@ -129,7 +129,8 @@ def test_type_write_and_watch_it_drawn(page):
     _type(page, "text", PARAGRAPH)
     _type(page, "seed", "3")
     _type(page, "candidates", "4")
-    page.execute_script("const s = document.getElementById('bias'); s.value = '1'; s.dispatchEvent(new Event('input'));")
+    page.execute_script("const s = document.getElementById('bias'); s.value = '1';"
+                        "s.dispatchEvent(new Event('input'));")
     kind, value = _click_and_wait(page, "write")
     assert kind == "paths" and value > 20, value
     assert page.find_element(By.ID, "bias-value").text == "1"
