@@ -49,9 +49,9 @@ def _chromium():
 
 @pytest.fixture(scope="module")
 def page():
+    driver = _chromium()  # skips before a server is started for nothing
     server = make_server(MODEL, port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    driver = _chromium()
     host, port = server.server_address[:2]
     driver.get(f"http://{host}:{port}/")
     yield driver
