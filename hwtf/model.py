@@ -303,10 +303,19 @@ def sample_loop(
     phis = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, None])
 
     weights = model.stack.step_weights()  # once, not at every step
+    bias = tf.cast(bias, tf.float32)
+
+    # One step's arithmetic, compiled by XLA into a few fused kernels: 27%
+    # faster a step at batch 1 on this CPU (the per-op dispatch and the
+    # window's element-wise passes dominate there). The random draws stay
+    # outside it, so the same seed draws the same numbers (README, "Speed").
+    @tf.function(jit_compile=True)
+    def step(x, state, weights, bias):
+        head, state, phi = model.step(x, state, chars_onehot, char_mask, weights)
+        return distributions.split_head(head, bias), state, phi
 
     def body(t, x, state, done, lengths, xs, phis):
-        head, state, phi = model.step(x, state, chars_onehot, char_mask, weights)
-        params = distributions.split_head(head, bias)
+        params, state, phi = step(x, state, weights, bias)
         x = distributions.sample_rows(params, tf.random.experimental.stateless_fold_in(seed, t))
         active = tf.logical_not(done)
         lengths = tf.where(active, t + 1, lengths)
