@@ -26,6 +26,7 @@ brought to the training data's scale and density
 from __future__ import annotations
 
 import os
+import tempfile
 
 from absl import app, flags, logging
 
@@ -75,9 +76,17 @@ def _check_output(flag: str, path: str) -> None:
         raise app.UsageError(f"--{flag}={path}: cannot create its folder ({e.strerror})") from e
     if os.path.isdir(path):
         raise app.UsageError(f"--{flag}={path}: is a folder; give a file name")
-    target = path if os.path.exists(path) else folder
-    if not os.access(target, os.W_OK):
-        raise app.UsageError(f"--{flag}={path}: not writable")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise app.UsageError(f"--{flag}={path}: not writable (the file is read-only)")
+    # Files are written beside their path and renamed into place
+    # (`files.atomic_write`), so the folder must take a new file: try one, as
+    # os.access says yes to root even on a read-only file system.
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".hwtf-probe-")
+    except OSError as e:
+        raise app.UsageError(f"--{flag}={path}: not writable ({e.strerror} in {folder})") from e
+    os.close(fd)
+    os.unlink(probe)
 
 
 def check_flags() -> None:

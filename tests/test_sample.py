@@ -159,6 +159,28 @@ def test_bad_flags_are_refused_in_one_line_before_writing(tmp_path, flag, messag
     assert "Traceback" not in proc.stderr and not out.exists()
 
 
+def test_an_output_that_cannot_be_written_is_refused_before_generating(tmp_path):
+    """A folder that takes no new file (procfs refuses even root, for whom
+    os.access says yes) and, for other users, a read-only folder and file."""
+    places = ["/proc/hi.png"]
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        (locked / "old.png").write_bytes(b"old")
+        (locked / "old.png").chmod(0o444)
+        locked.chmod(0o555)
+        places += [str(locked / "new.png"), str(locked / "old.png")]
+    for out in places:
+        for flag in ("--out", "--plot_attention"):
+            args = [f"--out={tmp_path / 'x.png'}"] if flag != "--out" else []
+            proc = subprocess.run([sys.executable, "-m", "hwtf.sample", "--text=hi", f"{flag}={out}", *args],
+                                  cwd=REPO, capture_output=True, text=True, timeout=300)
+            assert proc.returncode == 2, proc.stderr[-2000:]
+            lines = proc.stderr.strip().splitlines()
+            assert len(lines) == 1 and f"{flag}={out}: not writable" in lines[0], proc.stderr[-2000:]
+            assert not (tmp_path / "x.png").exists()
+
+
 def test_output_folders_are_made_and_a_training_folder_points_to_its_export(model_dir, tmp_path):
     out = tmp_path / "new" / "folder" / "hi.svg"
     attention = tmp_path / "other" / "attention.png"
