@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).parents[1] / "hwtf"
 
 # Lowest first. A module may import modules of lower layers only.
 LAYERS = [
-    ["hwtf.cli", "hwtf.data.strokes", "hwtf.distributions", "hwtf.files", "hwtf.inkml", "hwtf.summaries", "hwtf.layers.window"],
+    ["hwtf.cli", "hwtf.precision", "hwtf.data.strokes", "hwtf.distributions", "hwtf.files", "hwtf.inkml", "hwtf.summaries", "hwtf.layers.window"],
     ["hwtf.data.cache", "hwtf.data.iamondb", "hwtf.data.synthetic", "hwtf.render", "hwtf.layers.lstm_stack",
      "hwtf.layers.mdn"],
     ["hwtf.data.dataset", "hwtf.layers"],
