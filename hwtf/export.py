@@ -32,12 +32,14 @@ import tensorflow as tf  # noqa: E402
 
 from hwtf.data.strokes import Alphabet
 from hwtf.model import HandwritingModel, ModelConfig, prime_state, sample_loop
+from hwtf.writer import STYLES_FILE
 
 CONFIG_FILE = "hwtf_config.json"
 # The bound on a generated line's points per character of the longest text in
 # its batch (plus 100), whatever `max_steps` asks: IAM-OnDB has about 22.
 MAX_STEPS_PER_CHAR = 100
 MODEL_CARD = "README.md"
+PRECISIONS = ("float32", "mixed_bfloat16")  # what an export can compute in
 
 
 class HandwritingModule(tf.Module):
@@ -355,13 +357,44 @@ def check_export_dir(export_dir: str) -> None:
                          "an export replaces its folder, so give a new or empty one")
 
 
-def export(model: HandwritingModel, config: ModelConfig, export_dir: str) -> str:
+def _build_in(config: ModelConfig, precision: str) -> HandwritingModel:
+    """A fresh model of `config` whose layers compute in `precision`."""
+    import keras
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        return config.build_model()
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+
+
+def _copy_weights(model: HandwritingModel, weights, source: str) -> None:
+    if len(model.weights) != len(weights):
+        raise ValueError(f"{source} holds {len(weights)} weights; its configuration needs {len(model.weights)}")
+    for variable, value in zip(model.weights, weights):
+        if tuple(variable.shape) != tuple(value.shape):
+            raise ValueError(f"{source}: weight {variable.path} has shape {tuple(value.shape)}, "
+                             f"expected {tuple(variable.shape)}")
+        variable.assign(value)
+
+
+def export(model: HandwritingModel, config: ModelConfig, export_dir: str, precision: str = "float32",
+           styles_from: str | None = None) -> str:
     """Saves a SavedModel of `model` to `export_dir` (replaced if present).
+
+    Its graphs compute in `precision`, whatever `model` trained in (the
+    weights are float32 either way): float32 by default, as an export moves
+    between hosts, and bfloat16 is emulated, twice as slow a sampling step,
+    on a CPU without AMX or AVX-512 BF16 (`hwtf.precision`).
 
     Written to a sibling temporary folder first and moved into place, so an
     interrupted export never leaves a half-written model where one was.
-    A synthesis export also gets its built-in priming styles (`hwtf.styles`);
-    a model card (`README.md`) in the folder it replaces is kept.
+    A synthesis export also gets its built-in priming styles (`hwtf.styles`),
+    or those of the export at `styles_from`; a model card (`README.md`) in
+    the folder it replaces is kept.
     """
     import shutil
 
@@ -369,6 +402,10 @@ def export(model: HandwritingModel, config: ModelConfig, export_dir: str) -> str
     from hwtf.writer import Writer
 
     check_export_dir(export_dir)
+    if model.stack.compute_dtype != ("bfloat16" if precision == "mixed_bfloat16" else "float32"):
+        rebuilt = _build_in(config, precision)
+        _copy_weights(rebuilt, model.weights, "the model")
+        model = rebuilt
     module = HandwritingModule(model, config)
     if config.model == "synthesis":
         signatures = {
@@ -385,7 +422,10 @@ def export(model: HandwritingModel, config: ModelConfig, export_dir: str) -> str
     shutil.rmtree(tmp, ignore_errors=True)
     tf.saved_model.save(module, tmp, signatures=signatures)
     config.save(os.path.join(tmp, CONFIG_FILE))
-    if config.model == "synthesis":
+    kept = styles_from and os.path.join(styles_from, STYLES_FILE)
+    if kept and os.path.isfile(kept):
+        shutil.copy2(kept, os.path.join(tmp, STYLES_FILE))
+    elif config.model == "synthesis":
         styles.save_styles(tmp, styles.make_styles(Writer(module, config)))
     # A model card written beside the weights (README.md) stays with them.
     card = os.path.join(export_dir, MODEL_CARD)
@@ -419,31 +459,25 @@ def computes_in_bfloat16(export_dir: str) -> bool:
     )
 
 
-def reexport(source: str, export_dir: str | None = None) -> str:
+def reexport(source: str, export_dir: str | None = None, precision: str | None = None,
+             restyle: bool = False) -> str:
     """Exports an exported model again with this version's code: its weights
     and configuration, read from the SavedModel, in a freshly traced module
     (the signatures' graphs are fixed at export, so a fix to sampling reaches
-    an old export only this way), at the precision it was exported in.
-    Styles are written anew; the model card is kept. `export_dir` defaults to
+    an old export only this way), at the precision it was exported in, or at
+    `precision` ("float32" or "mixed_bfloat16": the weights are float32
+    either way). Its styles are kept (the README's pictures prime with them;
+    `python -m hwtf.styles` rewrites them), or written anew with
+    `restyle`; the model card is kept. `export_dir` defaults to
     `source` (replaced in place)."""
-    import keras
-
     config = ModelConfig.load(os.path.join(source, CONFIG_FILE))
     loaded = tf.saved_model.load(source)
-    policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("mixed_bfloat16" if computes_in_bfloat16(source) else "float32")
-    try:
-        model = config.build_model()
-    finally:
-        keras.mixed_precision.set_global_policy(policy)
-    if len(model.weights) != len(loaded.weights):
-        raise ValueError(f"{source} holds {len(loaded.weights)} weights; its configuration needs {len(model.weights)}")
-    for variable, value in zip(model.weights, loaded.weights):
-        if tuple(variable.shape) != tuple(value.shape):
-            raise ValueError(f"{source}: weight {variable.path} has shape {tuple(value.shape)}, "
-                             f"expected {tuple(variable.shape)}")
-        variable.assign(value)
-    return export(model, config, export_dir or source)
+    if precision is None:
+        precision = "mixed_bfloat16" if computes_in_bfloat16(source) else "float32"
+    model = _build_in(config, precision)
+    _copy_weights(model, loaded.weights, source)
+    # In place too: the new export is written beside the source, then swapped.
+    return export(model, config, export_dir or source, precision, styles_from=None if restyle else source)
 
 
 def main(argv):
@@ -454,7 +488,7 @@ def main(argv):
     FLAGS = flags.FLAGS
     if not os.path.exists(os.path.join(FLAGS.model, "saved_model.pb")):
         raise app.UsageError(f"--model={FLAGS.model}: not an exported SavedModel directory")
-    path = reexport(FLAGS.model, FLAGS.out)
+    path = reexport(FLAGS.model, FLAGS.out, None if FLAGS.precision == "keep" else FLAGS.precision, FLAGS.restyle)
     logging.info("re-exported %s to %s", FLAGS.model, path)
 
 
@@ -465,6 +499,9 @@ def define_flags() -> None:
 
     flags.DEFINE_string("model", None, "An export of hwtf.", required=True)
     flags.DEFINE_string("out", None, "Where to write the new export (default: replace --model).")
+    flags.DEFINE_enum("precision", "keep", ["keep", "float32", "mixed_bfloat16"],
+                      "The precision its graphs compute in (keep: the export's own).")
+    flags.DEFINE_bool("restyle", False, "Write its built-in styles anew (default: keep them).")
 
 
 if __name__ == "__main__":

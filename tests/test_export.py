@@ -252,3 +252,41 @@ def test_python_m_hwtf_export_starts_quietly(exported, tmp_path):
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].endswith(f"re-exported {path} to {out}"), proc.stderr[-2000:]
     assert proc.stdout == ""
+
+
+def test_an_export_computes_in_float32_whatever_its_model_trained_in(tmp_path, tiny_config):
+    """Emulated bfloat16 is twice as slow a sampling step on a CPU without it,
+    and an export moves between hosts: float32 unless asked, weights kept."""
+    import keras
+
+    from hwtf.export import computes_in_bfloat16, export, reexport
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = tiny_config.build_model()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.stack.compute_dtype == "bfloat16"
+    strokes = np.random.default_rng(0).normal(10, 20, size=(2, 30, 3)).astype(np.float32)
+    strokes[..., 2] = 0
+    args = dict(strokes=tf.constant(strokes), lengths=tf.constant([30, 20]), text=tf.constant(["abc", "de"]))
+
+    def log_prob(path):
+        loaded = tf.saved_model.load(path)  # held while its function runs
+        return loaded.log_prob(**args)["log_prob"].numpy()
+
+    plain = export(model, tiny_config, str(tmp_path / "plain"))
+    half = export(model, tiny_config, str(tmp_path / "half"), precision="mixed_bfloat16")
+    assert not computes_in_bfloat16(plain) and computes_in_bfloat16(half)
+    # The same weights: float32 and bfloat16 agree as far as bfloat16 goes.
+    np.testing.assert_allclose(log_prob(plain), log_prob(half), rtol=0.02)
+    assert computes_in_bfloat16(reexport(half, str(tmp_path / "kept")))
+    again = reexport(half, str(tmp_path / "again"), precision="float32")
+    assert not computes_in_bfloat16(again)
+    np.testing.assert_allclose(log_prob(again), log_prob(plain), rtol=1e-6)
+    # A re-export keeps the styles (the README's pictures prime with them).
+    assert (tmp_path / "again" / "styles.json").read_bytes() == (tmp_path / "half" / "styles.json").read_bytes()
+    reexport(again)  # in place
+    assert (tmp_path / "again" / "styles.json").read_bytes() == (tmp_path / "half" / "styles.json").read_bytes()
+    with pytest.raises(ValueError, match="precision must be one of"):
+        export(model, tiny_config, str(tmp_path / "bad"), precision="float16")
