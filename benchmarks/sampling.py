@@ -8,6 +8,13 @@ batch 64 (a fixed number of steps, the stop condition disabled by a long
 text), and the seconds to write a 30-character line (to its stop condition
 for a trained model; `steps_per_char` points per character for an untrained
 one, whose attention never reaches the end).
+
+`plain_ms_per_step_batch_*` times, in the same sitting, the plainest loop of
+the same network: one `tf.while_loop` in a `tf.function`, float32, the same
+matrix products, window and head, and a draw from the mixture with
+`tf.random.categorical` and a normal, without hwtf's stop rule, per-row
+seeds, outputs or XLA. It is what the export's sampler should match; hosts
+differ tenfold in speed, so compare the two columns of one run.
 """
 
 from __future__ import annotations
@@ -71,6 +78,10 @@ def main(argv):
     for batch in (1, 64):
         seconds = best_time(lambda: generate([long_text] * batch, FLAGS.steps))
         result[f"ms_per_step_batch_{batch}"] = round(1000 * seconds / FLAGS.steps, 3)
+    for batch in (1, 64):
+        plain = plain_loop(model, batch, len(long_text), FLAGS.steps)
+        seconds = best_time(plain)
+        result[f"plain_ms_per_step_batch_{batch}"] = round(1000 * seconds / FLAGS.steps, 3)
     lengths = generate([LINE], 40 * len(LINE))
     trained = lengths[0] < 40 * len(LINE)
     budget = int(lengths[0]) if trained else FLAGS.steps_per_char * len(LINE)
@@ -78,6 +89,67 @@ def main(argv):
     result["line_30_chars_steps"] = budget
     result["line_stopped_by_attention"] = bool(trained)
     print(json.dumps(result))
+
+
+def plain_loop(model, batch: int, chars: int, steps: int):
+    """`steps` steps of the export's network (its sizes, random weights: the
+    time does not depend on their values) as a plain float32 `tf.while_loop`:
+    a function that runs them."""
+    import json as json_lib
+
+    import tensorflow as tf
+
+    config = json_lib.loads(model.config()["config"].numpy().decode())
+    units, layers, k = config["lstm_units"], config["lstm_layers"], config["window_mixtures"]
+    m, v = config["mixtures"], len(config["alphabet"]) + 2
+    rng = tf.random.Generator.from_seed(0)
+
+    def weight(*shape):
+        return rng.normal(shape, stddev=0.05)
+
+    first = weight(3 + v + units, 4 * units)
+    upper = [weight(3 + v + 2 * units, 4 * units) for _ in range(layers - 1)]
+    bias = weight(4 * units)
+    window = weight(units, 3 * k)
+    head = weight(layers * units, 1 + 6 * m)
+    onehot = tf.one_hot(tf.random.stateless_uniform([batch, chars], [1, 2], 0, v, tf.int32), v)  # [B, U, V]
+    positions = tf.range(chars, dtype=tf.float32)
+
+    def lstm(z, c):
+        i, f, g, o = tf.split(z, 4, -1)
+        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+        return tf.sigmoid(o) * tf.tanh(c), c
+
+    def body(t, x, hs, cs, kappa, w):
+        h1, c1 = lstm(tf.matmul(tf.concat([x, w, hs[0]], -1), first) + bias, cs[0])
+        alpha, beta, step = tf.split(tf.exp(tf.matmul(h1, window)), 3, -1)
+        kappa = kappa + step
+        phi = tf.reduce_sum(alpha[..., None] * tf.exp(-beta[..., None] * tf.square(kappa[..., None] - positions)), 1)
+        w = tf.einsum("bu,buv->bv", phi, onehot)
+        new_h, new_c, below = [h1], [c1], h1
+        for n, kernel in enumerate(upper, start=1):
+            below, c = lstm(tf.matmul(tf.concat([x, w, below, hs[n]], -1), kernel) + bias, cs[n])
+            new_h.append(below)
+            new_c.append(c)
+        out = tf.matmul(tf.concat(new_h, -1), head)
+        pen, pi, mu, sigma, rho = tf.split(out, [1, m, 2 * m, 2 * m, m], -1)
+        component = tf.random.categorical(pi, 1)[:, 0]
+        mu = tf.gather(tf.reshape(mu, [-1, m, 2]), component, batch_dims=1)
+        sigma = tf.gather(tf.exp(tf.reshape(sigma, [-1, m, 2])), component, batch_dims=1)
+        xy = mu + sigma * tf.random.normal([batch, 2])
+        lift = tf.cast(tf.random.uniform([batch, 1]) < tf.sigmoid(pen), tf.float32)
+        return t + 1, tf.concat([xy, lift], -1), new_h, new_c, kappa, w
+
+    zeros = [tf.zeros([batch, units])] * layers
+
+    @tf.function
+    def run():
+        return tf.while_loop(
+            lambda t, *_: t < steps, body,
+            (tf.constant(0), tf.zeros([batch, 3]), zeros, zeros, tf.zeros([batch, k]), tf.zeros([batch, v])),
+        )[1]
+
+    return lambda: run().numpy()
 
 
 if __name__ == "__main__":

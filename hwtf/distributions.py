@@ -139,12 +139,21 @@ def sample_rows(params: MixtureParams, seed: tf.Tensor) -> tf.Tensor:
       params: `MixtureParams` with one batch dimension.
       seed: stateless `[2]` int seed.
     """
+    return draw_rows(params, *row_noise(tf.shape(params.pen_logit)[0], seed))
+
+
+def row_noise(batch, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The random numbers of `sample_rows`: uniforms `u [B, 2]` and normals
+    `z [B, 2]`, row b's depending only on `seed` and b."""
     seed = tf.cast(seed, tf.int64)
-    batch = tf.shape(params.pen_logit)[0]
-    m = tf.shape(params.pi_logits)[-1]
     seed_uniform, seed_normal = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    u = tf.random.stateless_uniform([batch, 2], seed_uniform)
-    z = tf.random.stateless_normal([batch, 2], seed_normal)
+    return tf.random.stateless_uniform([batch, 2], seed_uniform), tf.random.stateless_normal([batch, 2], seed_normal)
+
+
+def draw_rows(params: MixtureParams, u: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
+    """`sample_rows` given its random numbers (`row_noise`): no random op, so
+    it can be compiled with the step that computes `params`."""
+    m = tf.shape(params.pi_logits)[-1]
     cdf = tf.cumsum(tf.nn.softmax(params.pi_logits), axis=-1)  # [B, M]
     component = tf.reduce_sum(tf.cast(cdf < u[:, :1] * cdf[:, -1:], tf.int32), -1)
     component = tf.minimum(component, m - 1)

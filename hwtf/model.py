@@ -305,18 +305,15 @@ def sample_loop(
     weights = model.stack.step_weights()  # once, not at every step
     bias = tf.cast(bias, tf.float32)
 
-    # One step's arithmetic, compiled by XLA into a few fused kernels: 27%
-    # faster a step at batch 1 on this CPU (the per-op dispatch and the
-    # window's element-wise passes dominate there). The random draws stay
-    # outside it, so the same seed draws the same numbers (README, "Speed").
+    # One step's arithmetic, the draw from its mixture and the stop rule,
+    # compiled by XLA into a few fused kernels: the per-op dispatch and the
+    # window's element-wise passes dominate at small batches on a CPU. The
+    # random numbers are made outside it (`row_noise`), by the same kernels
+    # whatever the step, so a seed draws the same numbers (README, "Speed").
     @tf.function(jit_compile=True)
-    def step(x, state, weights, bias):
+    def step(t, x, state, done, lengths, weights, bias, u, z):
         head, state, phi = model.step(x, state, chars_onehot, char_mask, weights)
-        return distributions.split_head(head, bias), state, phi
-
-    def body(t, x, state, done, lengths, xs, phis):
-        params, state, phi = step(x, state, weights, bias)
-        x = distributions.sample_rows(params, tf.random.experimental.stateless_fold_in(seed, t))
+        x = distributions.draw_rows(distributions.split_head(head, bias), u, z)
         active = tf.logical_not(done)
         lengths = tf.where(active, t + 1, lengths)
         x = tf.where(active[:, None], x, 0.0)
@@ -325,6 +322,11 @@ def sample_loop(
             within = tf.reduce_max(phi * char_mask - (1.0 - char_mask), axis=1)
             done = done | (past_end > within)
             phi = phi * char_mask * tf.cast(active, tf.float32)[:, None]
+        return x, state, done, lengths, phi
+
+    def body(t, x, state, done, lengths, xs, phis):
+        u, z = distributions.row_noise(batch_size, tf.random.experimental.stateless_fold_in(seed, t))
+        x, state, done, lengths, phi = step(t, x, state, done, lengths, weights, bias, u, z)
         return t + 1, x, state, done, lengths, xs.write(t, x), phis.write(t, phi)
 
     _, _, _, _, lengths, xs, phis = tf.while_loop(
