@@ -61,6 +61,8 @@ def define_flags() -> None:
     flags.DEFINE_float("teacher_forcing_floor", 1.0, "Probability the schedule decays to (constant: the value).")
     flags.DEFINE_integer("teacher_forcing_steps", 10000, "Steps over which the schedule decays from 1 to the floor.")
     flags.DEFINE_integer("steps", 10000, "Training steps in all (a resumed run counts those done).")
+    flags.DEFINE_float("time_limit", 0, "Minutes of training after which the step reached is the last (validated, "
+                       "checkpointed and exported as at --steps): a stint of known length; 0 = none.")
     flags.DEFINE_integer("seed", 0, "Seed for initialisation, data order and sampling.")
     # Bookkeeping.
     flags.DEFINE_string("train_dir", "runs/default", "Checkpoints, config.json and TensorBoard events.")
@@ -300,6 +302,11 @@ def validate_flags() -> None:
     for name in ("steps", "eval_lines", "image_every", "teacher_forcing_steps"):
         if getattr(FLAGS, name) < 0:
             raise app.UsageError(f"--{name}={getattr(FLAGS, name)}: must not be negative")
+    if not (math.isfinite(FLAGS.time_limit) and FLAGS.time_limit >= 0):
+        raise app.UsageError(f"--time_limit={FLAGS.time_limit}: must be minutes, 0 or more")
+    if FLAGS.time_limit and FLAGS.strategy == "multi_worker":
+        raise app.UsageError("--time_limit cannot end a multi_worker run: each worker's clock would pick "
+                             "another last step; give --steps")
     if not (math.isfinite(FLAGS.learning_rate) and FLAGS.learning_rate > 0):
         raise app.UsageError(f"--learning_rate={FLAGS.learning_rate:g}: must be a positive number")
     if not (math.isfinite(FLAGS.clipnorm) and FLAGS.clipnorm >= 0):
@@ -512,6 +519,7 @@ class Loop:
 
     def _steps(self) -> None:
         step, skipped_in_a_row = self.start, 0
+        deadline = time.time() + 60 * FLAGS.time_limit if FLAGS.time_limit else math.inf
         while step < FLAGS.steps:
             teacher_forcing = teacher_forcing_probability(
                 FLAGS.teacher_forcing, step, FLAGS.teacher_forcing_floor, FLAGS.teacher_forcing_steps
@@ -526,6 +534,9 @@ class Loop:
                     f"from these steps (the last checkpoint is {self.manager.latest_checkpoint})"
                 )
             last = step == FLAGS.steps
+            if not last and time.time() >= deadline:
+                logging.info("--time_limit=%g minutes reached at step %d: it is the last", FLAGS.time_limit, step)
+                last = True
             if step % FLAGS.log_every == 0 or last:
                 self.log(step, result, teacher_forcing)
             if step % FLAGS.eval_every == 0 or last:
@@ -535,6 +546,8 @@ class Loop:
             if step % FLAGS.checkpoint_every == 0 or last:
                 self.manager.save(checkpoint_number=step)
             self.writer.flush()
+            if last:
+                break
 
     def log(self, step: int, result: dict, teacher_forcing: float) -> None:
         now = time.time()

@@ -426,3 +426,34 @@ def test_multi_worker_without_tf_config_is_refused(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 2 and "task index 3" in proc.stderr
     assert not os.path.exists(tmp_path / "run" / "config.json")
+
+
+def test_a_time_limit_ends_the_run_at_the_step_reached_as_its_last(ci_run, tmp_path):
+    """A stint of known length: the step reached when --time_limit runs out
+    is validated, checkpointed and exported as the last of --steps would be."""
+    import re
+    import shutil
+
+    train_dir, _ = ci_run
+    resumed = str(tmp_path / "run")
+    shutil.copytree(train_dir, resumed, ignore=shutil.ignore_patterns("export"))
+    log = _run(_train_command(resumed, "--steps=100000", "--time_limit=0.001", "--image_every=0",
+                              "--eval_every=1000", "--checkpoint_every=1000"))
+    reached = re.search(r"--time_limit=0.001 minutes reached at step (\d+): it is the last", log)
+    assert reached, log[-2000:]
+    step = int(reached.group(1))
+    assert step > 40 and f"step {step}  valid NLL" in log
+    assert tf.train.latest_checkpoint(resumed).endswith(f"ckpt-{step}")
+    assert os.path.exists(os.path.join(resumed, "export", "saved_model.pb"))
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--time_limit=-1"], "--time_limit=-1.0: must be minutes"),
+    (["--time_limit=5", "--strategy=multi_worker"], "--time_limit cannot end a multi_worker run"),
+])
+def test_a_bad_time_limit_is_refused(tmp_path, flags, message):
+    train_dir = tmp_path / "run"
+    proc = subprocess.run(_train_command(str(train_dir), *flags), cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
+    assert not train_dir.exists()
