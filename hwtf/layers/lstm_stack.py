@@ -57,8 +57,18 @@ def _lstm_gates(z, c, units):
     return o * tf.tanh(c), c, tf.concat([i, f, g, o], -1)
 
 
-def _unstack(x, dtype=tf.float32):
-    return tf.TensorArray(dtype, size=tf.shape(x)[0]).unstack(tf.cast(x, dtype))
+def _previous(xs, x0, t):
+    """`xs[t - 1]`, or `x0` at `t = 0`: a step's input state, read without
+    building the shifted `[T, ...]` copy `concat([x0[None], xs[:-1]])`."""
+    return tf.where(t > 0, xs[tf.maximum(t - 1, 0)], x0)
+
+
+def _shifted_product(xs, x0, dz):
+    """`sum_t x_{t-1}^T dz_t` with `x_{-1} = x0`: a kernel's gradient over all
+    steps, from `xs [T, B, I]`, `x0 [B, I]` and `dz [T, B, G]`, without
+    copying `xs` into its shifted `[T, B, I]` form (a slice along the first
+    axis shares its buffer)."""
+    return tf.einsum("tbi,tbg->ig", xs[:-1], dz[1:]) + tf.matmul(x0, dz[0], transpose_a=True)
 
 
 @tf.custom_gradient
@@ -84,12 +94,11 @@ def windowed_lstm_recurrence(x_proj, recurrent, window_kernel, window_bias, h0, 
     window_kernel, window_bias = tf.convert_to_tensor(window_kernel), tf.convert_to_tensor(window_bias)
     steps = tf.shape(x_proj)[0]
     units = h0.shape[-1]
-    x_ta = _unstack(x_proj, x_proj.dtype)
     names = ("hs", "cs", "gates", "ws", "kappas", "phis", "params")
     arrays = tuple(tf.TensorArray(tf.float32, size=steps) for _ in names)
 
     def forward(t, h, c, kappa, w, arrays):
-        z = x_ta.read(t) + tf.matmul(tf.cast(tf.concat([w, h], -1), recurrent.dtype), recurrent)
+        z = x_proj[t] + tf.matmul(tf.cast(tf.concat([w, h], -1), recurrent.dtype), recurrent)
         h, c, gates = _lstm_gates(tf.cast(z, tf.float32), c, units)
         w, phi, kappa, params = window_step(h, kappa, window_kernel, window_bias, chars_onehot, char_mask)
         values = (h, c, gates, w, kappa, phi, params)
@@ -101,18 +110,16 @@ def windowed_lstm_recurrence(x_proj, recurrent, window_kernel, window_bias, h0, 
     hs, cs, gates, ws, kappas, phis, params = (a.stack() for a in arrays)
 
     def grad(d_hs, d_ws, d_kappas, d_phis, d_h_last, d_c_last, d_kappa_last, d_w_last):
+        # Each step reads its slice of the saved tensors (and of the incoming
+        # gradients) directly: copying them into TensorArrays first cost a
+        # pass over memory each. Gradients that do not reach an output are
+        # None and skipped.
         zeros_like = lambda d, x: tf.zeros_like(x) if d is None else tf.cast(d, tf.float32)
-        d_hs, d_ws = zeros_like(d_hs, hs), zeros_like(d_ws, ws)
-        d_kappas, d_phis = zeros_like(d_kappas, kappas), zeros_like(d_phis, phis)
-        h_prev = tf.concat([h0[None], hs[:-1]], 0)
-        w_prev = tf.concat([w0[None], ws[:-1]], 0)
-        c_prev = tf.concat([c0[None], cs[:-1]], 0)
+        incoming = {k: None if d is None else tf.cast(d, tf.float32) for k, d in dict(
+            hs=d_hs, ws=d_ws, kappas=d_kappas, phis=d_phis).items()}
+        plus = lambda x, name, t: x if incoming[name] is None else x + incoming[name][t]
         kernel_t = tf.transpose(tf.cast(window_kernel, tf.float32))  # [3K, H]
         recurrent_t = tf.transpose(recurrent)  # [4H, V + H]
-        read = {k: _unstack(v) for k, v in dict(
-            d_hs=d_hs, d_ws=d_ws, d_kappas=d_kappas, d_phis=d_phis, gates=gates, cs=cs,
-            c_prev=c_prev, kappas=kappas, params=params,
-        ).items()}
         positions = tf.range(tf.shape(chars_onehot)[1], dtype=tf.float32)
         v_size = w0.shape[-1]
         dzs = tf.TensorArray(x_proj.dtype, size=steps)
@@ -120,19 +127,19 @@ def windowed_lstm_recurrence(x_proj, recurrent, window_kernel, window_bias, h0, 
 
         def backward(t, dh, dc, dkappa, dw, dzs, dparams):
             # The window at step t.
-            alpha, beta, step = tf.split(read["params"].read(t), 3, -1)  # [B, K]
-            distance = read["kappas"].read(t)[:, :, None] - positions[None, None, :]  # [B, K, U]
+            alpha, beta, step = tf.split(params[t], 3, -1)  # [B, K]
+            distance = kappas[t][:, :, None] - positions[None, None, :]  # [B, K, U]
             bump = tf.exp(-beta[:, :, None] * tf.square(distance))  # [B, K, U]
-            dw = dw + read["d_ws"].read(t)
-            dphi = tf.einsum("bv,buv->bu", dw, chars_onehot) * char_mask + read["d_phis"].read(t)
+            dw = plus(dw, "ws", t)
+            dphi = plus(tf.einsum("bv,buv->bu", dw, chars_onehot) * char_mask, "phis", t)
             d_bump = dphi[:, None, :] * alpha[:, :, None] * bump  # d/d(exponent), [B, K, U]
             dalpha = tf.reduce_sum(dphi[:, None, :] * bump, -1)
             dbeta = -tf.reduce_sum(d_bump * tf.square(distance), -1)
-            dkappa = dkappa + read["d_kappas"].read(t) - 2.0 * tf.reduce_sum(d_bump * beta[:, :, None] * distance, -1)
+            dkappa = plus(dkappa, "kappas", t) - 2.0 * tf.reduce_sum(d_bump * beta[:, :, None] * distance, -1)
             dp = tf.concat([dalpha * alpha, dbeta * beta, dkappa * step], -1)  # through exp, [B, 3K]
-            dh = dh + read["d_hs"].read(t) + tf.matmul(dp, kernel_t)
+            dh = plus(dh, "hs", t) + tf.matmul(dp, kernel_t)
             # The LSTM at step t.
-            dz, dc = _lstm_gate_grads(read["gates"].read(t), read["cs"].read(t), read["c_prev"].read(t), dh, dc)
+            dz, dc = _lstm_gate_grads(gates[t], cs[t], _previous(cs, c0, t), dh, dc)
             dz = tf.cast(dz, x_proj.dtype)
             d_wh = tf.cast(tf.matmul(tf.cast(dz, recurrent.dtype), recurrent_t), tf.float32)
             return t - 1, d_wh[:, v_size:], dc, dkappa, d_wh[:, :v_size], dzs.write(t, dz), dparams.write(t, dp)
@@ -143,12 +150,16 @@ def windowed_lstm_recurrence(x_proj, recurrent, window_kernel, window_bias, h0, 
             (steps - 1, zeros_like(d_h_last, h0), zeros_like(d_c_last, c0),
              zeros_like(d_kappa_last, kappa0), zeros_like(d_w_last, w0), dzs, dparams),
         )
-        dz, dp = dzs.stack(), dparams.stack()
-        inputs = tf.cast(tf.concat([w_prev, h_prev], -1), recurrent.dtype)
-        d_recurrent = tf.einsum("tbi,tbg->ig", inputs, tf.cast(dz, recurrent.dtype))
+        dz, dp = tf.cast(dzs.stack(), recurrent.dtype), dparams.stack()
+        cast = lambda x: tf.cast(x, recurrent.dtype)
+        # The recurrent kernel's rows are [w_{t-1}, h_{t-1}]'s.
+        d_recurrent = tf.concat(
+            [_shifted_product(cast(ws), cast(w0), dz), _shifted_product(cast(hs), cast(h0), dz)], 0
+        )
         d_window_kernel = tf.cast(tf.einsum("tbh,tbk->hk", hs, dp), window_kernel.dtype)
         d_window_bias = tf.cast(tf.reduce_sum(dp, [0, 1]), window_bias.dtype)
-        return (dz, d_recurrent, d_window_kernel, d_window_bias, dh0, dc0, dkappa0, dw0, None, None)
+        return (tf.cast(dz, x_proj.dtype), d_recurrent, d_window_kernel, d_window_bias,
+                dh0, dc0, dkappa0, dw0, None, None)
 
     return (hs, ws, kappas, phis, h_last, c_last, kappa_last, w_last), grad
 
@@ -175,13 +186,12 @@ def lstm_recurrence(proj, recurrent, h0, c0):
     recurrent = tf.convert_to_tensor(recurrent)
     steps = tf.shape(proj)[0]
     units = recurrent.shape[0]
-    proj_ta = tf.TensorArray(proj.dtype, size=steps).unstack(proj)
     spec = dict(size=steps, element_shape=h0.shape)
     hs, cs = tf.TensorArray(tf.float32, **spec), tf.TensorArray(tf.float32, **spec)
     gates = tf.TensorArray(tf.float32, size=steps)
 
     def forward(t, h, c, hs, cs, gates):
-        z = tf.cast(proj_ta.read(t) + tf.matmul(tf.cast(h, recurrent.dtype), recurrent), tf.float32)
+        z = tf.cast(proj[t] + tf.matmul(tf.cast(h, recurrent.dtype), recurrent), tf.float32)
         h, c, g = _lstm_gates(z, c, units)
         return t + 1, h, c, hs.write(t, h), cs.write(t, c), gates.write(t, g)
 
@@ -191,15 +201,13 @@ def lstm_recurrence(proj, recurrent, h0, c0):
     hs, cs, gates = hs.stack(), cs.stack(), gates.stack()  # [T, B, H|H|4H]
 
     def grad(d_hs, d_h_last, d_c_last):
-        h_prev = tf.concat([h0[None], hs[:-1]], 0)  # [T, B, H]
-        c_prev = tf.concat([c0[None], cs[:-1]], 0)
         recurrent_t = tf.transpose(recurrent)
-        d_hs_ta, c_ta, c_prev_ta, gates_ta = (_unstack(x) for x in (d_hs, cs, c_prev, gates))
+        d_hs = tf.cast(d_hs, tf.float32)
         dz = tf.TensorArray(proj.dtype, size=steps)
 
         def backward(t, dh, dc, dz):
-            dh = dh + d_hs_ta.read(t)
-            dz_t, dc = _lstm_gate_grads(gates_ta.read(t), c_ta.read(t), c_prev_ta.read(t), dh, dc)
+            dh = dh + d_hs[t]
+            dz_t, dc = _lstm_gate_grads(gates[t], cs[t], _previous(cs, c0, t), dh, dc)
             dz_t = tf.cast(dz_t, proj.dtype)
             dh = tf.cast(tf.matmul(tf.cast(dz_t, recurrent.dtype), recurrent_t), tf.float32)
             return t - 1, dh, dc, dz.write(t, dz_t)
@@ -210,8 +218,8 @@ def lstm_recurrence(proj, recurrent, h0, c0):
             (steps - 1, tf.cast(d_h_last, tf.float32), tf.cast(d_c_last, tf.float32), dz),
         )
         dz = dz.stack()  # [T, B, 4H]
-        d_recurrent = tf.einsum(
-            "tbh,tbg->hg", tf.cast(h_prev, recurrent.dtype), tf.cast(dz, recurrent.dtype)
+        d_recurrent = _shifted_product(
+            tf.cast(hs, recurrent.dtype), tf.cast(h0, recurrent.dtype), tf.cast(dz, recurrent.dtype)
         )
         return dz, d_recurrent, dh0, dc0
 
