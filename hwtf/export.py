@@ -32,6 +32,7 @@ import tensorflow as tf  # noqa: E402
 
 from hwtf.data.strokes import Alphabet
 from hwtf.model import HandwritingModel, ModelConfig, prime_state, sample_loop
+from hwtf.precision import POLICIES
 from hwtf.writer import STYLES_FILE
 
 CONFIG_FILE = "hwtf_config.json"
@@ -39,7 +40,6 @@ CONFIG_FILE = "hwtf_config.json"
 # its batch (plus 100), whatever `max_steps` asks: IAM-OnDB has about 22.
 MAX_STEPS_PER_CHAR = 100
 MODEL_CARD = "README.md"
-PRECISIONS = ("float32", "mixed_bfloat16")  # what an export can compute in
 
 
 class HandwritingModule(tf.Module):
@@ -361,8 +361,8 @@ def _build_in(config: ModelConfig, precision: str) -> HandwritingModel:
     """A fresh model of `config` whose layers compute in `precision`."""
     import keras
 
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision not in POLICIES:
+        raise ValueError(f"precision must be one of {POLICIES}, got {precision!r}")
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
     try:
@@ -499,7 +499,7 @@ def define_flags() -> None:
 
     flags.DEFINE_string("model", None, "An export of hwtf.", required=True)
     flags.DEFINE_string("out", None, "Where to write the new export (default: replace --model).")
-    flags.DEFINE_enum("precision", "keep", ["keep", "float32", "mixed_bfloat16"],
+    flags.DEFINE_enum("precision", "keep", ["keep", *POLICIES],
                       "The precision its graphs compute in (keep: the export's own).")
     flags.DEFINE_bool("restyle", False, "Write its built-in styles anew (default: keep them).")
 

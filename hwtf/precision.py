@@ -10,7 +10,8 @@ AMX ran it 1.4x faster in bfloat16. `--precision=auto` picks for the host.
 
 from __future__ import annotations
 
-PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+POLICIES = ("float32", "mixed_bfloat16")  # what a model computes in
+PRECISIONS = ("auto", *POLICIES)  # what a user may ask for
 # CPU flags (Linux's /proc/cpuinfo) of native bfloat16 matrix products.
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
@@ -25,6 +26,36 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
     except OSError:
         pass
     return set()
+
+
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name ("AMD EPYC"); the machine type where unknown."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.machine() or "unknown CPU"
+
+
+def host(gpus: list[str] | None = None, cpuinfo: str = "/proc/cpuinfo") -> str:
+    """This host in a phrase, for a run's record of where each stint trained:
+    "AMD EPYC, 2 CPU cores" or "NVIDIA H200 + 16 CPU cores (Intel ...)"."""
+    import os
+
+    cores = f"{os.cpu_count()} CPU cores"
+    if gpus is None:
+        import tensorflow as tf
+
+        gpus = [tf.config.experimental.get_device_details(d).get("device_name", d.name)
+                for d in tf.config.list_physical_devices("GPU")]
+    if gpus:
+        return f"{', '.join(gpus)} + {cores} ({cpu_model(cpuinfo)})"
+    return f"{cpu_model(cpuinfo)}, {cores}"
 
 
 def native_bfloat16(flags: set[str] | None = None, gpus: int | None = None) -> tuple[bool, str]:
