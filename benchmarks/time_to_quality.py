@@ -7,7 +7,8 @@ Read from each run's TensorBoard scalars (what `docs/save_stint.py` keeps):
 validation NLL in nats per line against hours of training, summed from the
 logged steps per second, so the time between stints does not count. Prints
 one JSON object: per run and threshold, the first validation at or below it
-(step and hours), or null where the run has not reached it yet, and its best.
+(step and hours), or null where the run has not reached it yet, its best,
+and where each stretch of it on one host and precision began (its notes).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def main(argv):
             **{t: time_to(steps, hours, nll, float(t)) for t in FLAGS.thresholds},
             "best": {"step": steps[best], "hours": round(hours[best], 2), "nll": round(nll[best], 1)},
             "last": {"step": steps[-1], "hours": round(hours[-1], 2), "nll": round(nll[-1], 1)},
+            # Where each stretch began: hours of different hosts are not alike.
+            "stints": [{"step": s, "hours": round(h, 2), "host": host} for s, h, host in summaries.stints(run)],
         }
     print(json.dumps(result))
 

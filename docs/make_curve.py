@@ -6,6 +6,9 @@ Validation NLL (nats per line) against training steps (left) and against
 hours of training on this machine (right; summed from the logged steps per
 second, so the time between stints is not counted). `--compare_dir` draws a
 second run beside it; Graves's -1096.9 nats per line is drawn for scale.
+A dotted line marks where the run moved to another host or precision (its
+`run/host` notes, `hwtf.summaries.stints`): an hour of one host is not an
+hour of another.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ def main(argv):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from hwtf import summaries
+
     runs = [(FLAGS.train_dir, FLAGS.label, "tab:blue")]
     if FLAGS.compare_dir:
         runs.append((FLAGS.compare_dir, FLAGS.compare_label, "tab:orange"))
@@ -55,6 +60,11 @@ def main(argv):
         steps, hours, nll = curve(train_dir)
         by_steps.plot(steps, nll, "o-", color=colour, label=label, markersize=3)
         by_hours.plot(hours, nll, "o-", color=colour, label=label, markersize=3)
+        for number, (step, hour, host) in enumerate(summaries.stints(train_dir)):
+            for ax, x in ((by_steps, step), (by_hours, hour)):
+                ax.axvline(x, color=colour, linestyle=":", linewidth=1)
+                ax.annotate(f"{number + 1}: {host}", (x, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -4),
+                            textcoords="offset points", rotation=90, va="top", fontsize=6, color=colour)
         print(f"{train_dir}: {len(nll)} validations, last {nll[-1]:.1f} nats/line at step {steps[-1]} "
               f"({hours[-1]:.2f} h), best {min(nll):.1f}")
     for ax, xlabel in ((by_steps, "training step"), (by_hours, "hours of training (2 CPU cores)")):

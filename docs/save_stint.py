@@ -4,7 +4,9 @@ config.json and its scalar curves, in a folder to commit.
 
     python docs/save_stint.py --train_dir=runs/iamondb --out=checkpoints/iamondb
 
-Replaces `--out`. The sample pictures of the run's TensorBoard events are
+Replaces `--out`. Its curves keep the run's notes of where each stretch of
+it trained (host and precision: `hwtf.summaries.stints`); `--note=STEP=TEXT`
+adds one for a stretch that trained before runs wrote them. The sample pictures of the run's TensorBoard events are
 left out (their titles quote the validation texts, which are IAM-OnDB's).
 Resume with `cp -r checkpoints/iamondb runs/iamondb` and the run's flagfile.
 """
@@ -24,6 +26,18 @@ sys.path.insert(0, REPO)
 FLAGS = flags.FLAGS
 flags.DEFINE_string("train_dir", "runs/iamondb", "The training directory.")
 flags.DEFINE_string("out", "checkpoints/iamondb", "The folder to write (replaced).")
+flags.DEFINE_multi_string("note", [], "STEP=HOST: where the run trained from STEP on (host and precision), "
+                          "for stretches that trained before runs noted it.")
+
+
+def parse_notes(notes: list[str]) -> dict[int, str]:
+    parsed = {}
+    for note in notes:
+        step, _, text = note.partition("=")
+        if not step.strip().isdigit() or not text.strip():
+            raise app.UsageError(f"--note={note!r}: want STEP=HOST, e.g. --note='1500=AMD EPYC, 2 CPU cores, float32'")
+        parsed[int(step)] = text.strip()
+    return parsed
 
 
 def main(argv):
@@ -32,6 +46,7 @@ def main(argv):
 
     from hwtf import summaries
 
+    notes = parse_notes(FLAGS.note)
     latest = tf.train.latest_checkpoint(FLAGS.train_dir)
     if latest is None:
         raise app.UsageError(f"{FLAGS.train_dir}: no checkpoint")
@@ -44,7 +59,9 @@ def main(argv):
     with open(os.path.join(tmp, "checkpoint"), "w") as f:
         f.write(f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
     shutil.copy2(os.path.join(FLAGS.train_dir, "config.json"), tmp)
-    count = summaries.copy_scalars(os.path.join(FLAGS.train_dir, "tensorboard"), os.path.join(tmp, "tensorboard"))
+    count = summaries.copy_scalars(
+        os.path.join(FLAGS.train_dir, "tensorboard"), os.path.join(tmp, "tensorboard"), notes
+    )
     shutil.rmtree(FLAGS.out, ignore_errors=True)
     os.replace(tmp, FLAGS.out)
     size = sum(os.path.getsize(p) for p in glob.glob(os.path.join(FLAGS.out, "**"), recursive=True) if os.path.isfile(p))

@@ -21,6 +21,10 @@ def _metadata(plugin: str) -> bytes:
 
 _SCALARS = _metadata("scalars")
 _IMAGES = _metadata("images")
+_TEXT = _metadata("text")
+# Text summaries under this prefix are a run's notes (where a stint trained,
+# in what precision) and are kept with its curves; sample titles are not.
+NOTES = "run/"
 
 
 def scalar(name: str, value, step: int) -> None:
@@ -36,6 +40,21 @@ def image(name: str, png: bytes, step: int) -> None:
         [tf.strings.as_string(height_width[1]), tf.strings.as_string(height_width[0]), tf.constant(png)]
     )
     tf.summary.write(name, tensor, step=step, metadata=_IMAGES)
+
+
+def text(name: str, value: str, step: int) -> None:
+    """A string, under the default writer (TensorBoard's text dashboard)."""
+    tf.summary.write(name, tf.constant(value), step=step, metadata=_TEXT)
+
+
+def read_texts(logdir: str, tag: str) -> list[tuple[int, str]]:
+    """`(step, text)` of every text summary `tag` under `logdir`, sorted by
+    step; the last wins a step written twice."""
+    values = {}
+    for event, value in _events(logdir):
+        if value.tag == tag:
+            values[int(event.step)] = tf.make_ndarray(value.tensor).item().decode("utf-8")
+    return sorted(values.items())
 
 
 def read_scalars(logdir: str, tag: str) -> list[tuple[int, float]]:
@@ -71,25 +90,32 @@ def _events(logdir: str):
                 yield event, value
 
 
-def copy_scalars(logdir: str, out_dir: str) -> int:
-    """Writes the scalars of `logdir`'s events, and nothing else, as one event
-    file in `out_dir` (replacing what is there): a run's curves without its
-    sample pictures, whose titles quote the validation texts. Returns how
-    many scalars were copied; the last value wins a step written twice."""
+def copy_scalars(logdir: str, out_dir: str, notes: dict[int, str] | None = None) -> int:
+    """Writes the scalars of `logdir`'s events and its notes (text under
+    `NOTES`), and nothing else, as one event file in `out_dir` (replacing
+    what is there): a run's curves without its sample pictures, whose titles
+    quote the validation texts. `notes` adds `run/host` notes by step, for
+    stints that trained before runs wrote them. Returns how many scalars were
+    copied; the last value wins a step written twice."""
     import os
     import shutil
 
-    latest = {}
+    latest, texts = {}, {}
     for event, value in _events(logdir):
         if value.metadata.plugin_data.plugin_name == "scalars" or value.HasField("simple_value"):
             number = value.simple_value if value.HasField("simple_value") else float(tf.make_ndarray(value.tensor))
             latest[(value.tag, int(event.step))] = number
+        elif value.tag.startswith(NOTES) and value.metadata.plugin_data.plugin_name == "text":
+            texts[(value.tag, int(event.step))] = tf.make_ndarray(value.tensor).item().decode("utf-8")
+    texts.update({(NOTES + "host", step): note for step, note in (notes or {}).items()})
     shutil.rmtree(out_dir, ignore_errors=True)
     os.makedirs(out_dir)
     writer = tf.summary.create_file_writer(out_dir)
     with writer.as_default():
         for (tag, step), number in sorted(latest.items(), key=lambda item: (item[0][1], item[0][0])):
             scalar(tag, number, step)
+        for (tag, step), note in sorted(texts.items(), key=lambda item: (item[0][1], item[0][0])):
+            text(tag, note, step)
     writer.close()
     return len(latest)
 
@@ -105,6 +131,19 @@ def training_hours(logdir: str) -> list[tuple[int, float]]:
         hours.append((step, total))
         last = step
     return hours
+
+
+def stints(logdir: str) -> list[tuple[int, float, str]]:
+    """`(step, hours, host)` where each stretch of training on one host began,
+    from the run's `run/host` notes (written whenever training starts or
+    resumes; a resume on the same host starts no new stretch), the hours
+    being `training_hours` at that step."""
+    hours = training_hours(logdir)
+    found = []
+    for step, note in read_texts(logdir, NOTES + "host"):
+        if not found or found[-1][2] != note:
+            found.append((step, max((h for s, h in hours if s <= step), default=0.0), note))
+    return found
 
 
 def validation_curve(logdir: str) -> tuple[list, list, list]:

@@ -475,7 +475,7 @@ class Loop:
     """The training loop and what it does on the way: logs and scalars,
     validation (keeping the best checkpoint), sample pictures, checkpoints."""
 
-    def __init__(self, trainer, strategy, config, lr, train_ds, valid_ds, valid_set, managers, chief=True):
+    def __init__(self, trainer, strategy, config, lr, train_ds, valid_ds, valid_set, managers, chief=True, host=""):
         import numpy as np
         import tensorflow as tf
 
@@ -486,7 +486,7 @@ class Loop:
         self.valid_ds, self.valid_set = valid_ds, valid_set
         self.manager, self.best_manager = managers
         self.summaries = summaries
-        self.chief = chief
+        self.chief, self.host = chief, host
         self.writer = (tf.summary.create_file_writer(os.path.join(FLAGS.train_dir, "tensorboard")) if chief
                        else tf.summary.create_noop_writer())
         # The data order depends only on the seed, so a resumed run skips the
@@ -503,6 +503,9 @@ class Loop:
             "training %s: %d parameters, steps %d..%d, %d replica(s)", self.config.model,
             self.trainer.model.count_params(), self.start, FLAGS.steps, self.strategy.num_replicas_in_sync,
         )
+        if self.host:  # where this stretch of the run trains (summaries.stints)
+            with self.writer.as_default():
+                self.summaries.text(self.summaries.NOTES + "host", self.host, self.start)
         self.last_time, self.last_step, run_start = time.time(), self.start, time.time()
         # SIGINT (Ctrl-C, kill -INT) saves and stops, even where the run was
         # started with SIGINT ignored (a background job of a script).
@@ -647,7 +650,8 @@ def main(argv):
     lr = learning_rate(FLAGS.lr_schedule, FLAGS.learning_rate, FLAGS.steps, FLAGS.lr_decay_steps, FLAGS.lr_decay_rate)
     trainer = Trainer(config, strategy, FLAGS.optimizer, lr, FLAGS.clipnorm)
     managers = restore(trainer, save_dir)
-    loop = Loop(trainer, strategy, config, lr, train_ds, valid_ds, valid_set, managers, chief)
+    host = f"{precision_lib.host()}, {policy}"
+    loop = Loop(trainer, strategy, config, lr, train_ds, valid_ds, valid_set, managers, chief, host)
     try:
         loop.run()
     finally:

@@ -1,5 +1,7 @@
 """`hwtf.precision`: bfloat16 only where the host multiplies in it."""
 
+import os
+
 import pytest
 
 from hwtf import precision
@@ -26,3 +28,13 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
     # This host's own answer is consistent with its flags.
     native, why = precision.native_bfloat16(gpus=0)
     assert native == bool(set(precision.BF16_CPU_FLAGS) & precision.cpu_flags()) and why
+
+
+def test_host_names_the_cpu_or_the_gpus(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2\n")
+    assert precision.cpu_model(str(cpuinfo)) == "AMD EPYC"
+    assert precision.cpu_model(str(tmp_path / "missing"))  # the machine type, never empty
+    cores = os.cpu_count()
+    assert precision.host(gpus=[], cpuinfo=str(cpuinfo)) == f"AMD EPYC, {cores} CPU cores"
+    assert precision.host(gpus=["NVIDIA H200"], cpuinfo=str(cpuinfo)) == f"NVIDIA H200 + {cores} CPU cores (AMD EPYC)"

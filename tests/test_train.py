@@ -108,6 +108,19 @@ def test_read_scalars_gives_the_logged_validation_curve(ci_run):
     assert all(a < b for (_, a), (_, b) in zip(hours, hours[1:])) and hours[0][1] > 0
     steps, at, nll = summaries.validation_curve(copied)
     assert steps == [20, 40] and nll == [v for _, v in curve]
+    # The run's note of where it trained (host, precision) is kept with its
+    # curves; notes added for earlier stretches start new ones where the host
+    # or precision changes.
+    from hwtf import precision
+
+    (step, note), = summaries.read_texts(copied, "run/host")
+    assert step == 0 and note == f"{precision.host()}, {precision.resolve('auto')[0]}"
+    assert summaries.stints(copied) == [(0, 0.0, note)]
+    noted = os.path.join(os.path.dirname(train_dir), "noted")
+    summaries.copy_scalars(copied, noted, {10: "Other host, mixed_bfloat16", 30: note, 35: note})
+    assert summaries.read_scalars(noted, "valid/nll_per_line") == curve
+    assert [(s, n) for s, _, n in summaries.stints(noted)] == [(0, note), (10, "Other host, mixed_bfloat16"), (30, note)]
+    assert summaries.stints(noted)[2][1] == max(h for s, h in hours if s <= 30)
     assert at == [dict(hours)[20], dict(hours)[40]]
     # benchmarks/time_to_quality.py reads the same curve.
     proc = subprocess.run([sys.executable, "benchmarks/time_to_quality.py", f"--runs={copied}",
@@ -116,6 +129,7 @@ def test_read_scalars_gives_the_logged_validation_curve(ci_run):
     figures = json.loads(proc.stdout)["runs"][copied]
     assert figures[f"{nll[0] + 1}"] == {"step": 20, "hours": round(at[0], 2), "nll": round(nll[0], 1)}
     assert figures[f"{min(nll) - 1}"] is None
+    assert figures["stints"] == [{"step": 0, "hours": 0.0, "host": note}]
 
 
 def test_sigkill_mid_run_then_resume_at_the_right_step(ci_run, tmp_path):
@@ -364,6 +378,28 @@ def test_a_copied_checkpoint_resumes_at_its_step(ci_run, tmp_path, state):
     log = _run(_train_command(str(copied), "--steps=32", "--export_dir=", "--image_every=0", "--eval_every=1000"))
     assert re.search(r"resumed from .*ckpt-30 at step 30", log), log[-2000:]
     assert tf.train.latest_checkpoint(str(copied)).endswith("ckpt-32")
+
+
+def test_save_stint_keeps_checkpoint_curves_and_notes_and_make_curve_draws_them(ci_run, tmp_path):
+    from hwtf import summaries
+
+    train_dir, _ = ci_run
+    kept = str(tmp_path / "kept")
+    bad = subprocess.run([sys.executable, "docs/save_stint.py", f"--train_dir={train_dir}", f"--out={kept}",
+                          "--note=ten=Some host"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "--note='ten=Some host': want STEP=HOST" in bad.stderr
+    assert not os.path.exists(kept)
+    _run([sys.executable, "docs/save_stint.py", f"--train_dir={train_dir}", f"--out={kept}",
+          "--note=10=Other host, mixed_bfloat16"], timeout=120)
+    assert tf.train.latest_checkpoint(kept).endswith("ckpt-40")
+    assert os.path.exists(os.path.join(kept, "config.json"))
+    assert summaries.read_scalars(kept, "valid/nll_per_line") == summaries.read_scalars(train_dir, "valid/nll_per_line")
+    (_, _, first), (step, _, other) = summaries.stints(kept)
+    assert first == summaries.read_texts(train_dir, "run/host")[0][1]
+    assert (step, other) == (10, "Other host, mixed_bfloat16")
+    out = str(tmp_path / "curve.png")
+    _run([sys.executable, "docs/make_curve.py", f"--train_dir={kept}", "--compare_dir=", f"--out={out}"], timeout=120)
+    assert tf.io.decode_png(open(out, "rb").read()).shape[2] in (3, 4)
 
 
 def _free_ports(n):
