@@ -47,13 +47,17 @@ def text(name: str, value: str, step: int) -> None:
     tf.summary.write(name, tf.constant(value), step=step, metadata=_TEXT)
 
 
+def _string(value) -> str:
+    return tf.make_ndarray(value.tensor).item().decode("utf-8")
+
+
 def read_texts(logdir: str, tag: str) -> list[tuple[int, str]]:
     """`(step, text)` of every text summary `tag` under `logdir`, sorted by
     step; the last wins a step written twice."""
     values = {}
     for event, value in _events(logdir):
         if value.tag == tag:
-            values[int(event.step)] = tf.make_ndarray(value.tensor).item().decode("utf-8")
+            values[int(event.step)] = _string(value)
     return sorted(values.items())
 
 
@@ -106,7 +110,7 @@ def copy_scalars(logdir: str, out_dir: str, notes: dict[int, str] | None = None)
             number = value.simple_value if value.HasField("simple_value") else float(tf.make_ndarray(value.tensor))
             latest[(value.tag, int(event.step))] = number
         elif value.tag.startswith(NOTES) and value.metadata.plugin_data.plugin_name == "text":
-            texts[(value.tag, int(event.step))] = tf.make_ndarray(value.tensor).item().decode("utf-8")
+            texts[(value.tag, int(event.step))] = _string(value)
     texts.update({(NOTES + "host", step): note for step, note in (notes or {}).items()})
     shutil.rmtree(out_dir, ignore_errors=True)
     os.makedirs(out_dir)

@@ -189,9 +189,10 @@ def make_dataset(
 
     if by_length and shuffle:
         raise ValueError("by_length orders the lines: it cannot shuffle them too")
-    ds = tf.data.Dataset.range(len(lengths))
     if by_length:
         ds = tf.data.Dataset.from_tensor_slices(np.argsort(lengths, kind="stable").astype(np.int64))
+    else:
+        ds = tf.data.Dataset.range(len(lengths))
     if shuffle:
         ds = ds.shuffle(len(lengths), seed=seed, reshuffle_each_iteration=True)
     if repeat:
