@@ -65,18 +65,10 @@ def read_scalars(logdir: str, tag: str) -> list[tuple[int, float]]:
     """`(step, value)` of every scalar `tag` in the event files of `logdir`
     (searched recursively), sorted by step; the last value wins a step
     written twice (a resumed run)."""
-    import glob
-    import os
-
-    from tensorflow.core.util import event_pb2
-
     values = {}
-    for path in sorted(glob.glob(os.path.join(logdir, "**", "events.out.tfevents.*"), recursive=True)):
-        for record in tf.data.TFRecordDataset(path):
-            event = event_pb2.Event.FromString(record.numpy())
-            for value in event.summary.value:
-                if value.tag == tag:
-                    values[int(event.step)] = float(tf.make_ndarray(value.tensor))
+    for event, value in _events(logdir):
+        if value.tag == tag:
+            values[int(event.step)] = float(tf.make_ndarray(value.tensor))
     return sorted(values.items())
 
 
