@@ -393,10 +393,7 @@ def make_datasets(config, train_set, valid_set, strategy=None):
         train_set, alphabet, normalizer, FLAGS.batch_size, seed=FLAGS.seed,
         max_length=FLAGS.max_length, chunk_length=FLAGS.chunk_length, buckets=FLAGS.length_buckets,
     )
-    valid_ds = dataset_lib.make_dataset(
-        valid_set, alphabet, normalizer, FLAGS.batch_size, shuffle=False, repeat=False, bucket=False,
-        by_length=True,
-    )
+    valid_ds = validation_dataset(config, valid_set)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         # Every worker reads all of the data and keeps its share of each
         # global batch (the lines are not in files to share out).
@@ -404,6 +401,16 @@ def make_datasets(config, train_set, valid_set, strategy=None):
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         train_ds, valid_ds = train_ds.with_options(options), valid_ds.with_options(options)
     return train_ds, valid_ds
+
+
+def validation_dataset(config, valid_set):
+    """The validation lines in order of length, each once (the least padding)."""
+    from hwtf.data import dataset as dataset_lib
+
+    return dataset_lib.make_dataset(
+        valid_set, config.alphabet_lib, config.normalizer_lib, FLAGS.batch_size, shuffle=False, repeat=False,
+        bucket=False, by_length=True,
+    )
 
 
 def learning_rate(kind: str, initial: float, steps: int, decay_steps: int = 1000, decay_rate: float = 0.5):

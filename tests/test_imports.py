@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).parents[1] / "hwtf"
 
 # Lowest first. A module may import modules of lower layers only.
 LAYERS = [
-    ["hwtf.cli", "hwtf.precision", "hwtf.data.strokes", "hwtf.distributions", "hwtf.files", "hwtf.inkml", "hwtf.summaries", "hwtf.layers.window"],
+    ["hwtf.cli", "hwtf.jax_stint", "hwtf.precision", "hwtf.data.strokes", "hwtf.distributions", "hwtf.files", "hwtf.inkml", "hwtf.summaries", "hwtf.layers.window"],
     ["hwtf.data.cache", "hwtf.data.iamondb", "hwtf.data.synthetic", "hwtf.render", "hwtf.layers.lstm_stack",
      "hwtf.layers.mdn"],
     ["hwtf.data.dataset", "hwtf.layers"],
@@ -20,6 +20,7 @@ LAYERS = [
     ["hwtf.rest"],
     # Commands.
     ["hwtf.data.__main__", "hwtf.evaluate", "hwtf.sample", "hwtf.serve", "hwtf.train"],
+    ["hwtf.stint_state"],  # a command built on train's
 ]
 PACKAGES = ["hwtf", "hwtf.data"]  # empty __init__s
 

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# A stint of the training campaign on a lent GPU machine, which has JAX but
+# no TensorFlow (README, "Training on a lent GPU"):
+#
+#   bash docs/gpu_stint.sh prepare        # here: the run's state and data to .gpu/
+#   # the device tool's run, carry [".gpu"]:
+#   #   python3 -m hwtf.jax_stint --state=.gpu --out=$OUT --minutes=8.5
+#   bash docs/gpu_stint.sh finish DIR     # here: DIR (the call's files) becomes the run's next checkpoint
+#   bash docs/gpu_stint.sh restore        # or, if the call failed: only put the index back
+#
+# A call carries at most 64 MiB of the working tree, and the committed
+# checkpoint (45 MB) with the exports (10 MB) already fill most of it, while
+# .gpu/ holds the same weights and Adam's moments again (45 MB) and the
+# training lines (11 MB). So `prepare` takes checkpoints/ and saved_models/
+# out of git's index (the files stay where they are) and `finish` puts them
+# back: commit nothing in between. .gpu/ holds IAM-OnDB's lines, which its
+# licence forbids passing on; .gitignore keeps it out of git.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUN=${RUN:-runs/iamondb}
+DATA=${DATA:-../shared/data/iamondb.tar.xz}
+PY=${PYTHON:-python}
+exclude=.git/info/exclude
+
+case "${1:-}" in
+prepare)
+  rm -rf .gpu
+  "$PY" -m hwtf.stint_state export --flagfile=flags/iamondb.cfg --data_dir="$DATA" --train_dir="$RUN" --state=.gpu
+  git rm -r -q --cached checkpoints saved_models
+  printf '/checkpoints/\n/saved_models/\n' >>"$exclude"
+  echo "ready: run 'python3 -m hwtf.jax_stint --state=.gpu --out=\$OUT --minutes=8.5' with carry [\".gpu\"];" \
+       "then bash docs/gpu_stint.sh finish DIR"
+  ;;
+restore)  # the index as it was, without importing (a call that failed)
+  git reset -q -- checkpoints saved_models
+  sed -i '\#^/checkpoints/$#d; \#^/saved_models/$#d' "$exclude"
+  ;;
+finish)
+  [ -n "${2:-}" ] || { echo "usage: bash docs/gpu_stint.sh finish DIR (the folder of the call's files)" >&2; exit 2; }
+  bash "$0" restore
+  "$PY" -m hwtf.stint_state import --flagfile=flags/iamondb.cfg --data_dir="$DATA" --train_dir="$RUN" \
+      --state="$2" --validate
+  ;;
+*)
+  echo "usage: bash docs/gpu_stint.sh prepare | finish DIR | restore" >&2
+  exit 2
+  ;;
+esac

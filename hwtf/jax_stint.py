@@ -1,0 +1,404 @@
+"""A stint of the training campaign in JAX, for a machine without TensorFlow.
+
+The GPU machine this project is sometimes lent has JAX but no TensorFlow,
+and nothing can be installed on it from outside (TensorFlow's wheels with
+their CUDA libraries are tens of times larger than what a call can carry).
+This module is hwtf's synthesis model, loss and update written again in JAX
+and numpy alone (it imports neither TensorFlow nor the rest of hwtf), so that
+such a machine can train the run on:
+
+- the model of `hwtf.layers.LSTMStack` with the window and the
+  `MixtureDensityHead`, float32;
+- the loss of `hwtf.model.nll` under pure teacher forcing: the summed NLL of
+  every point after a line's first, divided by the batch's points, with the
+  mixture density of `hwtf.distributions` written out (`log_prob`, the same
+  Cholesky form as TFP's `MultivariateNormalTriL`);
+- the update of `hwtf.train.Trainer` with `--optimizer=adam`: the gradient's
+  global norm clipped to `clipnorm`, an update with a non-finite loss or
+  gradient skipped (and counted), then Keras's Adam (`adam_update`);
+- batches of lines of similar length from length buckets, as
+  `hwtf.data.dataset.make_dataset`, each padded to its bucket's longest line
+  so that XLA compiles one step per bucket.
+
+`tests/test_jax_stint.py` checks the loss, the gradient and a whole update
+against the TensorFlow code on the same weights and batch. The run's state
+travels as the plain arrays that `python -m hwtf.stint_state export` writes
+and `python -m hwtf.stint_state import` turns back into the run's next
+checkpoint (README, "Training on a lent GPU"):
+
+    python -m hwtf.jax_stint --state=DIR --out=DIR --minutes=8
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import lzma
+import math
+import os
+import time
+
+import numpy as np
+
+# The state's files: each under the 16 MiB a lent machine's call returns.
+WEIGHTS, ADAM_M, ADAM_V, META, DATA = "weights.npz", "adam_m.npz", "adam_v.npz", "meta.json", "data.npz.xz"
+
+SIGMA_MIN = 1e-3  # hwtf.distributions
+RHO_MAX = 1.0 - 1e-4
+BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7  # keras.optimizers.Adam's defaults
+
+
+def weight_names(layers: int) -> list[str]:
+    """The model's weights, in the order of its `trainable_variables`."""
+    names = []
+    for n in range(layers):
+        names += [f"kernel_{n}", f"recurrent_kernel_{n}", f"bias_{n}"]
+    return names + ["window_kernel", "window_bias", "head_kernel", "head_bias"]
+
+
+# -- the model ----------------------------------------------------------------
+
+
+def _lstm(z, c, units):
+    import jax
+
+    i = jax.nn.sigmoid(z[:, :units])
+    f = jax.nn.sigmoid(z[:, units : 2 * units])
+    g = jax.numpy.tanh(z[:, 2 * units : 3 * units])
+    o = jax.nn.sigmoid(z[:, 3 * units :])
+    c = f * c + i * g
+    return o * jax.numpy.tanh(c), c
+
+
+def head(params: dict, inputs, chars_onehot, char_mask, layers: int, unroll: int = 1):
+    """The raw mixture-density head `[B, T, 1 + 6M]` for `inputs [B, T, 3]`
+    (normalised offsets), `chars_onehot [B, U, V]` and `char_mask [B, U]`,
+    from a zero state: `HandwritingModel.call`'s `head`."""
+    import jax
+    import jax.numpy as jnp
+
+    batch = inputs.shape[0]
+    units = params["recurrent_kernel_0"].shape[0]
+    k = params["window_bias"].shape[0] // 3
+    x = jnp.swapaxes(inputs, 0, 1)  # [T, B, 3]
+    kernel = params["kernel_0"]
+    x_proj = x @ kernel[:3] + params["bias_0"]
+    recurrent = jnp.concatenate([kernel[3:], params["recurrent_kernel_0"]], 0)  # [V + H, 4H] for [w, h]
+    positions = jnp.arange(chars_onehot.shape[1], dtype=jnp.float32)
+
+    def first(carry, xp):
+        h, c, kappa, w = carry
+        h, c = _lstm(xp + jnp.concatenate([w, h], -1) @ recurrent, c, units)
+        window = jnp.exp(h @ params["window_kernel"] + params["window_bias"])
+        alpha, beta, step = window[:, :k], window[:, k : 2 * k], window[:, 2 * k :]
+        kappa = kappa + step
+        distance = kappa[:, :, None] - positions[None, None, :]  # [B, K, U]
+        phi = jnp.sum(alpha[:, :, None] * jnp.exp(-beta[:, :, None] * jnp.square(distance)), 1)
+        w = jnp.einsum("bu,buv->bv", phi * char_mask, chars_onehot)
+        return (h, c, kappa, w), (h, w)
+
+    zeros = jnp.zeros((batch, units), jnp.float32)
+    start = (zeros, zeros, jnp.zeros((batch, k), jnp.float32), jnp.zeros((batch, chars_onehot.shape[2]), jnp.float32))
+    _, (below, window) = jax.lax.scan(first, start, x_proj, unroll=unroll)
+    outputs = [below]
+    for n in range(1, layers):
+        proj = jnp.concatenate([x, window, below], -1) @ params[f"kernel_{n}"] + params[f"bias_{n}"]
+        recurrent_n = params[f"recurrent_kernel_{n}"]
+
+        def upper(carry, zp, recurrent_n=recurrent_n):
+            h, c = _lstm(zp + carry[0] @ recurrent_n, carry[1], units)
+            return (h, c), h
+
+        _, below = jax.lax.scan(upper, (zeros, zeros), proj, unroll=unroll)
+        outputs.append(below)
+    out = jnp.concatenate(outputs, -1) @ params["head_kernel"] + params["head_bias"]
+    return jnp.swapaxes(out, 0, 1)
+
+
+def log_prob(raw, targets):
+    """`(offset_log_prob, pen_log_prob)` `[B, T]` of `targets [B, T, 3]`
+    under raw head outputs `[B, T, 1 + 6M]` (`hwtf.distributions.log_prob`
+    at bias 0)."""
+    import jax
+    import jax.numpy as jnp
+
+    m = (raw.shape[-1] - 1) // 6
+    pen_logit = raw[..., 0]
+    pi_logits = raw[..., 1 : 1 + m]
+    mu = raw[..., 1 + m : 1 + 3 * m].reshape(raw.shape[:-1] + (m, 2))
+    sigma = jnp.exp(raw[..., 1 + 3 * m : 1 + 5 * m].reshape(raw.shape[:-1] + (m, 2))) + SIGMA_MIN
+    rho = RHO_MAX * jnp.tanh(raw[..., 1 + 5 * m :])
+    # N(x | mu, L L^T) with L = [[s1, 0], [rho s2, s2 sqrt(1 - rho^2)]]: solve L y = x - mu.
+    s1, s2 = sigma[..., 0], sigma[..., 1]
+    root = jnp.sqrt(1.0 - jnp.square(rho))
+    y1 = (targets[..., None, 0] - mu[..., 0]) / s1
+    y2 = (targets[..., None, 1] - mu[..., 1] - rho * s2 * y1) / (s2 * root)
+    component = -math.log(2.0 * math.pi) - jnp.log(s1) - jnp.log(s2 * root) - 0.5 * (jnp.square(y1) + jnp.square(y2))
+    offset = jax.nn.logsumexp(jax.nn.log_softmax(pi_logits, -1) + component, -1)
+    pen = targets[..., 2] * pen_logit - jax.nn.softplus(pen_logit)  # Bernoulli(logits)
+    return offset, pen
+
+
+def nll_sums(params: dict, batch: dict, layers: int, unroll: int = 1):
+    """`(nll_sum, (offset_sum, pen_sum, points))` of a batch under pure
+    teacher forcing, as `hwtf.model.nll`'s sums."""
+    import jax
+    import jax.numpy as jnp
+
+    offsets = batch["offsets"]
+    inputs, targets = offsets[:, :-1], offsets[:, 1:]
+    mask = (jnp.arange(targets.shape[1])[None, :] < batch["lengths"][:, None] - 1).astype(jnp.float32)
+    alphabet = params["kernel_0"].shape[0] - 3
+    onehot = jax.nn.one_hot(batch["chars"], alphabet, dtype=jnp.float32)
+    char_mask = (jnp.arange(batch["chars"].shape[1])[None, :] < batch["char_lengths"][:, None]).astype(jnp.float32)
+    offset_lp, pen_lp = log_prob(head(params, inputs, onehot, char_mask, layers, unroll), targets)
+    offset_sum, pen_sum = -jnp.sum(offset_lp * mask), -jnp.sum(pen_lp * mask)
+    return offset_sum + pen_sum, (offset_sum, pen_sum, jnp.sum(mask))
+
+
+# -- the update ---------------------------------------------------------------
+
+
+def adam_update(params, m, v, grads, iterations, learning_rate):
+    """Keras 3's `Adam.update_step` for every weight: `(params, m, v)`."""
+    import jax.numpy as jnp
+
+    t = (iterations + 1).astype(jnp.float32)
+    alpha = learning_rate * jnp.sqrt(1.0 - BETA_2**t) / (1.0 - BETA_1**t)
+    new_m = {k: m[k] + (grads[k] - m[k]) * (1.0 - BETA_1) for k in params}
+    new_v = {k: v[k] + (jnp.square(grads[k]) - v[k]) * (1.0 - BETA_2) for k in params}
+    new_params = {k: params[k] - new_m[k] * alpha / (jnp.sqrt(new_v[k]) + EPSILON) for k in params}
+    return new_params, new_m, new_v
+
+
+def make_train_step(layers: int, clipnorm: float, unroll: int = 1):
+    """A compiled update `(state, batch) -> (state, metrics)`; `state` is the
+    dict `params, m, v, iterations, skipped, learning_rate`."""
+    import jax
+    import jax.numpy as jnp
+
+    def step(state, batch):
+        (total, (offset_sum, pen_sum, points)), grads = jax.value_and_grad(nll_sums, has_aux=True)(
+            state["params"], batch, layers, unroll
+        )
+        points = jnp.maximum(points, 1.0)
+        grads = {k: g / points for k, g in grads.items()}
+        loss = total / points
+        norm = jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in grads.values()))
+        finite = jnp.isfinite(loss) & jnp.isfinite(norm)
+        scale = clipnorm / jnp.maximum(norm, clipnorm) if clipnorm else 1.0  # tf.clip_by_global_norm
+        clipped = {k: g * scale for k, g in grads.items()}
+        params, m, v = adam_update(state["params"], state["m"], state["v"], clipped, state["iterations"],
+                                   state["learning_rate"])
+        keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, old)
+        new_state = {
+            "params": keep(params, state["params"]),
+            "m": keep(m, state["m"]),
+            "v": keep(v, state["v"]),
+            "iterations": state["iterations"] + finite.astype(state["iterations"].dtype),
+            "skipped": state["skipped"] + (~finite).astype(state["skipped"].dtype),
+            "learning_rate": state["learning_rate"],
+        }
+        metrics = {"loss": loss, "offset_nll": offset_sum / points, "pen_nll": pen_sum / points,
+                   "grad_norm": norm, "skipped": ~finite}
+        return new_state, metrics
+
+    return jax.jit(step, donate_argnums=0)
+
+
+# -- data ---------------------------------------------------------------------
+
+
+def read_data(path: str) -> dict:
+    """The arrays `hwtf.stint_state.write_data` wrote (an xz-compressed `.npz`)."""
+    with open(path, "rb") as f:
+        with np.load(io.BytesIO(lzma.decompress(f.read())), allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+
+
+class Batches:
+    """Endless batches of training lines, shuffled each pass, from length
+    buckets at quantiles of the lengths (as `make_dataset`): a batch is
+    `batch_size` lines of one bucket, padded to that bucket's longest line
+    (one compiled step per bucket) and to the longest text."""
+
+    def __init__(self, data: dict, normalizer: dict, batch_size: int, buckets: int, seed: int):
+        self.lengths = data["lengths"].astype(np.int64)
+        self.char_lengths = data["char_lengths"].astype(np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(self.lengths)])
+        self.char_starts = np.concatenate([[0], np.cumsum(self.char_lengths)])
+        offsets = data["offsets"].astype(np.float32)
+        offsets[:, :2] = (offsets[:, :2] - np.float32(normalizer["mean"])) / np.float32(normalizer["std"])
+        self.offsets, self.chars = offsets, data["chars"].astype(np.int32)
+        self.batch_size = batch_size
+        quantiles = np.linspace(0.0, 1.0, max(buckets, 1) + 1)[1:-1]
+        boundaries = sorted(set(np.quantile(self.lengths, quantiles).astype(int) + 1))
+        self.bucket = np.searchsorted(boundaries, self.lengths, side="right")
+        self.ceilings = {b: int(self.lengths[self.bucket == b].max()) for b in np.unique(self.bucket)}
+        self.max_chars = int(self.char_lengths.max())
+        self.rng = np.random.default_rng(seed)
+
+    def __iter__(self):
+        waiting = {b: [] for b in self.ceilings}
+        while True:
+            for i in self.rng.permutation(len(self.lengths)):
+                lines = waiting[self.bucket[i]]
+                lines.append(i)
+                if len(lines) == self.batch_size:
+                    yield self.batch(lines, self.ceilings[self.bucket[i]])
+                    lines.clear()
+
+    def batch(self, lines, length: int) -> dict:
+        b = len(lines)
+        offsets = np.zeros((b, length, 3), np.float32)
+        chars = np.zeros((b, self.max_chars), np.int32)
+        for row, i in enumerate(lines):
+            offsets[row, : self.lengths[i]] = self.offsets[self.starts[i] : self.starts[i + 1]]
+            chars[row, : self.char_lengths[i]] = self.chars[self.char_starts[i] : self.char_starts[i + 1]]
+        return {"offsets": offsets, "lengths": self.lengths[lines].astype(np.int32), "chars": chars,
+                "char_lengths": self.char_lengths[lines].astype(np.int32)}
+
+
+# -- the state's files ----------------------------------------------------------
+
+
+def read_state(state_dir: str) -> tuple[dict, dict]:
+    """`(state, meta)` from `state_dir` (see `write_state`)."""
+    import jax.numpy as jnp
+
+    with open(os.path.join(state_dir, META)) as f:
+        meta = json.load(f)
+    arrays = {}
+    names = weight_names(meta["config"]["lstm_layers"])
+    for name in (WEIGHTS, ADAM_M, ADAM_V):
+        path = os.path.join(state_dir, name)
+        with np.load(path, allow_pickle=False) as data:
+            values = {k: data[k] for k in data.files}
+        marker = values.pop("__step__", None)
+        if marker is None or int(marker) != meta["step"]:
+            raise ValueError(f"{path} is of step {marker}, {META} of step {meta['step']}: a write was cut short")
+        if sorted(values) != sorted(names):
+            raise ValueError(f"{path} holds {sorted(values)}; expected {sorted(names)}")
+        arrays[name] = {k: jnp.asarray(x, jnp.float32) for k, x in values.items()}
+    state = {
+        "params": arrays[WEIGHTS], "m": arrays[ADAM_M], "v": arrays[ADAM_V],
+        "iterations": jnp.asarray(meta["iterations"], jnp.int32),
+        "skipped": jnp.asarray(meta["skipped"], jnp.int32),
+        "learning_rate": jnp.asarray(meta["learning_rate"], jnp.float32),
+    }
+    return state, meta
+
+
+def _save_npz(path: str, arrays: dict) -> None:
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def write_state(out_dir: str, state: dict, meta: dict) -> None:
+    """Writes `weights.npz`, `adam_m.npz`, `adam_v.npz` (float32 arrays by
+    weight name) and `meta.json` (the model config, `step`, `iterations`,
+    `skipped`, `learning_rate`, and the stint's `log`), each file replaced
+    whole, `meta.json` last: a kill mid-write leaves the last complete
+    state's meta (a reader checks `step` in all four)."""
+    os.makedirs(out_dir, exist_ok=True)
+    step = int(meta["step"])
+    for name, key in ((WEIGHTS, "params"), (ADAM_M, "m"), (ADAM_V, "v")):
+        arrays = {k: np.asarray(x, np.float32) for k, x in state[key].items()}
+        arrays["__step__"] = np.asarray(step, np.int64)
+        _save_npz(os.path.join(out_dir, name), arrays)
+    meta = {**meta, "iterations": int(state["iterations"]), "skipped": int(state["skipped"]),
+            "learning_rate": float(state["learning_rate"])}
+    tmp = os.path.join(out_dir, META + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(meta, f, indent=1)
+    os.replace(tmp, os.path.join(out_dir, META))
+
+
+# -- the command ----------------------------------------------------------------
+
+
+def train(state_dir: str, out_dir: str, minutes: float, steps: int = 0, batch_size: int = 0, buckets: int = 4,
+          log_every: int = 50, save_minutes: float = 2.0, unroll: int = 1, seed: int = 0, log=print) -> dict:
+    """Trains from `state_dir`'s state for `minutes` (or `steps` updates, if
+    given), writing the state to `out_dir` every `save_minutes` and at the
+    end. Returns the final meta."""
+    import jax
+
+    start_time = time.time()
+    state, meta = read_state(state_dir)
+    config, recipe = meta["config"], meta["recipe"]
+    batch_size = batch_size or recipe["batch_size"]
+    data = read_data(os.path.join(state_dir, DATA))
+    batches = Batches(data, config["normalizer"], batch_size, buckets,
+                      seed=seed * 1_000_003 + int(meta["step"]))
+    train_step = make_train_step(config["lstm_layers"], recipe["clipnorm"], unroll)
+    step0 = step = int(meta["step"])
+    meta = {**meta, "log": list(meta.get("log", [])), "device": str(jax.devices()[0].device_kind),
+            "batch_size": batch_size}
+    log(f"jax {jax.__version__} on {meta['device']}: step {step}, {len(batches.lengths)} lines, "
+        f"batch {batch_size}, buckets padded to {sorted(batches.ceilings.values())}")
+    deadline = start_time + 60 * minutes
+    last_save = last_log = time.time()
+    window = []
+    compiled = set()
+    for batch in batches:
+        length = batch["offsets"].shape[1]
+        began = time.time()
+        state, metrics = train_step(state, batch)
+        if length not in compiled:  # XLA compiles a step for each new length
+            jax.block_until_ready(metrics)
+            compiled.add(length)
+            log(f"step {step + 1}: compiled for {length} points, {time.time() - began:.1f} s with the step")
+        if window:
+            # One update in flight at most: JAX would otherwise queue
+            # updates as fast as batches are made, and the deadline would
+            # pass with minutes of them still to run.
+            jax.block_until_ready(window[-1]["loss"])
+        step += 1
+        window.append(metrics)
+        done = (steps and step - step0 >= steps) or (not steps and time.time() >= deadline)
+        if step % log_every == 0 or done:
+            metrics = jax.device_get(window[-1])
+            now = time.time()
+            entry = {"step": step, "loss": float(metrics["loss"]), "offset_nll": float(metrics["offset_nll"]),
+                     "pen_nll": float(metrics["pen_nll"]), "grad_norm": float(metrics["grad_norm"]),
+                     "skipped": int(state["skipped"]), "steps_per_sec": len(window) / max(now - last_log, 1e-9),
+                     "seconds": now - start_time}
+            meta["log"].append(entry)
+            log(json.dumps(entry))
+            window, last_log = [], now
+        if done or time.time() - last_save >= 60 * save_minutes:
+            meta["step"] = step
+            write_state(out_dir, state, meta)
+            last_save = time.time()
+        if done:
+            return meta
+
+
+def main(argv):
+    from absl import flags
+
+    del argv
+    f = flags.FLAGS
+    meta = train(f.state, f.out, f.minutes, f.steps, f.batch_size, f.length_buckets, f.log_every,
+                 f.save_minutes, f.unroll, f.seed)
+    print(f"wrote step {meta['step']} to {f.out}", flush=True)
+
+
+if __name__ == "__main__":
+    from absl import app, flags
+
+    flags.DEFINE_string("state", None, "Folder that `python -m hwtf.stint_state export` wrote.", required=True)
+    flags.DEFINE_string("out", None, "Folder to write the trained state to (the same files).", required=True)
+    flags.DEFINE_float("minutes", 8.0, "Train this long, compilation included.")
+    flags.DEFINE_integer("steps", 0, "Train this many updates instead (0: --minutes decides).")
+    flags.DEFINE_integer("batch_size", 0, "Lines per batch (0: the run's).")
+    flags.DEFINE_integer("length_buckets", 4, "Length buckets, each padded to its longest line and compiled "
+                         "once (hwtf.train pads a batch to its own longest line, which XLA would compile anew "
+                         "for every length).")
+    flags.DEFINE_integer("log_every", 50, "Log (and record in meta.json) every this many steps.")
+    flags.DEFINE_float("save_minutes", 2.0, "Write the state this often, so a killed call still returns one.")
+    flags.DEFINE_integer("unroll", 1, "Time steps per iteration of each scan (lax.scan's unroll).")
+    flags.DEFINE_integer("seed", 0, "Data order seed.")
+    app.run(main)

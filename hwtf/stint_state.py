@@ -1,0 +1,263 @@
+"""`python -m hwtf.stint_state`: a training run's state as plain arrays, for a
+stint on a machine without TensorFlow (`hwtf.jax_stint`), and back.
+
+    python -m hwtf.stint_state export --flagfile=flags/iamondb.cfg --train_dir=runs/iamondb \\
+        --data_dir=PATH --state=.gpu
+    python -m hwtf.jax_stint --state=.gpu --out=OUT --minutes=8      # on the GPU machine
+    python -m hwtf.stint_state import --flagfile=flags/iamondb.cfg --train_dir=runs/iamondb \\
+        --data_dir=PATH --state=OUT --validate
+
+`export` restores the run's latest checkpoint and writes, to `--state`:
+`weights.npz`, `adam_m.npz`, `adam_v.npz` (float32 arrays named as
+`hwtf.jax_stint.weight_names`, Adam's moments in the same names),
+`meta.json` (the model's config, the step, Adam's iteration count, the
+skipped updates, the learning rate and the recipe the JAX stint follows:
+batch, length buckets, clipnorm) and `data.npz.xz`, the training lines as
+arrays (raw offsets, as int16 where they are whole numbers, and character
+ids; IAM-OnDB's licence forbids passing them on: they go to the lent machine
+and nowhere else, and the folder must not be committed). It refuses a recipe
+the JAX stint does not follow (another optimizer, a learning-rate schedule,
+scheduled sampling). `import` reads such a folder back, after the JAX stint
+trained it on, and saves it as the run's next checkpoint, with the stint's
+logged losses and a host note in the run's TensorBoard events;
+`--validate` also scores it on the validation split, as `hwtf.train` does.
+Everything is read with `allow_pickle=False`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import lzma
+import os
+
+import numpy as np
+from absl import app, flags, logging
+
+from hwtf import jax_stint
+
+FLAGS = flags.FLAGS
+
+
+def _variables(model) -> dict:
+    """The model's weights by `jax_stint.weight_names`."""
+    stack = model.stack
+    if not stack.conditional:
+        raise ValueError("the JAX stint trains the synthesis model only")
+    named = {}
+    for n in range(stack.lstm_layers):
+        named[f"kernel_{n}"] = stack.kernels[n]
+        named[f"recurrent_kernel_{n}"] = stack.recurrent_kernels[n]
+        named[f"bias_{n}"] = stack.biases[n]
+    named["window_kernel"], named["window_bias"] = stack.window.kernel, stack.window.bias
+    named["head_kernel"], named["head_bias"] = model.head.dense.kernel, model.head.dense.bias
+    assert sorted(named) == sorted(jax_stint.weight_names(stack.lstm_layers))
+    return named
+
+
+def _slots(optimizer, variable):
+    """Keras Adam's first and second moments of `variable`."""
+    index = optimizer._get_variable_index(variable)
+    return optimizer._momentums[index], optimizer._velocities[index]
+
+
+def state_arrays(trainer) -> tuple[dict, dict, dict]:
+    """`(weights, m, v)`: float32 numpy arrays by weight name."""
+    weights, m, v = {}, {}, {}
+    for name, variable in _variables(trainer.model).items():
+        first, second = _slots(trainer.optimizer, variable)
+        weights[name] = variable.numpy().astype(np.float32)
+        m[name], v[name] = first.numpy().astype(np.float32), second.numpy().astype(np.float32)
+    return weights, m, v
+
+
+def load_state(trainer, weights: dict, m: dict, v: dict, iterations: int, step: int, skipped: int) -> None:
+    """Assigns arrays from `state_arrays` (or a JAX stint) to the trainer."""
+    for name, variable in _variables(trainer.model).items():
+        first, second = _slots(trainer.optimizer, variable)
+        for target, source, what in ((variable, weights, "weights"), (first, m, "Adam's m"), (second, v, "Adam's v")):
+            if name not in source:
+                raise ValueError(f"{what} lack {name}")
+            if tuple(source[name].shape) != tuple(target.shape):
+                raise ValueError(f"{what}' {name} is {tuple(source[name].shape)}; the model's is {tuple(target.shape)}")
+            if not np.all(np.isfinite(source[name])):
+                raise ValueError(f"{what}' {name} is not finite")
+            target.assign(source[name])
+    trainer.optimizer.iterations.assign(iterations)
+    trainer.step.assign(step)
+    trainer.skipped.assign(skipped)
+
+
+def data_arrays(train_set, alphabet, max_length: int | None) -> dict:
+    """The training lines as `hwtf.jax_stint.Batches` reads them: raw
+    `offsets [sum T, 3]` (int16 when they are whole numbers within its
+    range, else float32), `lengths`, `chars` (ids, flat) and `char_lengths`,
+    lines longer than `max_length` left out (as `make_dataset` does)."""
+    keep = [i for i, o in enumerate(train_set.offsets) if not max_length or len(o) <= max_length]
+    if not keep:
+        raise ValueError(f"no training line is at most {max_length} points long")
+    offsets = np.concatenate([train_set.offsets[i] for i in keep]).astype(np.float32)
+    whole = np.all(offsets == np.round(offsets)) and np.all(np.abs(offsets) < 2**15)
+    chars = [alphabet.encode(train_set.texts[i]) for i in keep]
+    return {
+        "offsets": offsets.astype(np.int16) if whole else offsets,
+        "lengths": np.array([len(train_set.offsets[i]) for i in keep], np.int32),
+        "chars": np.concatenate(chars).astype(np.uint8 if len(alphabet) < 256 else np.int32),
+        "char_lengths": np.array([len(c) for c in chars], np.int32),
+    }
+
+
+def write_data(path: str, arrays: dict) -> None:
+    """An xz-compressed `.npz` (a third smaller than numpy's own zip)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(lzma.compress(buffer.getvalue(), preset=6))
+    os.replace(tmp, path)
+
+
+def _check_recipe() -> None:
+    """The JAX stint is `hwtf.train`'s update for this recipe only."""
+    problems = []
+    if FLAGS.model != "synthesis":
+        problems.append(f"--model={FLAGS.model} (it trains synthesis)")
+    if FLAGS.optimizer != "adam":
+        problems.append(f"--optimizer={FLAGS.optimizer} (it applies Adam)")
+    if FLAGS.lr_schedule != "constant":
+        problems.append(f"--lr_schedule={FLAGS.lr_schedule} (it keeps the rate constant)")
+    if FLAGS.teacher_forcing != "constant" or FLAGS.teacher_forcing_floor != 1.0:
+        problems.append("scheduled sampling (it trains under pure teacher forcing: "
+                        "--teacher_forcing=constant --teacher_forcing_floor=1)")
+    if FLAGS.chunk_length:
+        problems.append(f"--chunk_length={FLAGS.chunk_length} (it trains whole lines)")
+    if problems:
+        raise app.UsageError("the JAX stint cannot follow this run's recipe: " + "; ".join(problems))
+
+
+def _trainer():
+    """The run's config, a float32 `Trainer` restored from its latest
+    checkpoint, and its checkpoint managers."""
+    import keras
+    import tensorflow as tf
+
+    from hwtf import train
+
+    keras.mixed_precision.set_global_policy("float32")
+    train_set, valid_set = train.load_data()
+    if not train.run_checkpoints(FLAGS.train_dir):
+        raise app.UsageError(f"--train_dir={FLAGS.train_dir} has no checkpoint to export or to continue")
+    config = train.resolve_config(train_set, write=False)
+    trainer = train.Trainer(config, tf.distribute.get_strategy(), FLAGS.optimizer, FLAGS.learning_rate, FLAGS.clipnorm)
+    managers = train.restore(trainer, FLAGS.train_dir)
+    return config, trainer, managers, train_set, valid_set
+
+
+def export_state(state_dir: str) -> dict:
+    _check_recipe()
+    config, trainer, _, train_set, _ = _trainer()
+    os.makedirs(state_dir, exist_ok=True)
+    weights, m, v = state_arrays(trainer)
+    step = int(trainer.step.numpy())
+    for name, arrays in ((jax_stint.WEIGHTS, weights), (jax_stint.ADAM_M, m), (jax_stint.ADAM_V, v)):
+        jax_stint._save_npz(os.path.join(state_dir, name), {**arrays, "__step__": np.asarray(step, np.int64)})
+    data = data_arrays(train_set, config.alphabet_lib, FLAGS.max_length)
+    write_data(os.path.join(state_dir, jax_stint.DATA), data)
+    meta = {
+        "config": json.loads(config.to_json()),
+        "step": step,
+        "iterations": int(trainer.optimizer.iterations.numpy()),
+        "skipped": int(trainer.skipped.numpy()),
+        "learning_rate": float(trainer.optimizer.learning_rate.numpy()),
+        "recipe": {"batch_size": FLAGS.batch_size, "length_buckets": FLAGS.length_buckets,
+                   "clipnorm": FLAGS.clipnorm, "max_length": FLAGS.max_length},
+        "log": [],
+    }
+    with open(os.path.join(state_dir, jax_stint.META), "w") as f:
+        json.dump(meta, f, indent=1)
+    logging.info("exported step %d and %d training lines to %s", step, len(data["lengths"]), state_dir)
+    return meta
+
+
+def import_state(state_dir: str, validate: bool = False) -> int:
+    import tensorflow as tf
+
+    from hwtf import summaries, train
+
+    try:
+        with open(os.path.join(state_dir, jax_stint.META)) as f:
+            meta = json.load(f)
+        arrays = {}
+        for name in (jax_stint.WEIGHTS, jax_stint.ADAM_M, jax_stint.ADAM_V):
+            with np.load(os.path.join(state_dir, name), allow_pickle=False) as data:
+                arrays[name] = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as e:
+        raise app.UsageError(f"--state={state_dir}: cannot read the stint's state ({e})") from e
+    for name, values in arrays.items():
+        marker = values.pop("__step__", None)
+        if marker is None or int(marker) != meta["step"]:
+            raise app.UsageError(f"--state={state_dir}: {name} is of step {marker}, meta.json of step "
+                                 f"{meta['step']}: a write was cut short; use the files of one step")
+    config, trainer, (manager, best_manager), _, valid_set = _trainer()
+    if meta["config"] != json.loads(config.to_json()):
+        raise app.UsageError(f"--state={state_dir} holds another model than {FLAGS.train_dir}'s config.json")
+    start = int(trainer.step.numpy())
+    if meta["step"] <= start:
+        raise app.UsageError(f"--state={state_dir} is of step {meta['step']}; {FLAGS.train_dir} is already at "
+                             f"step {start}")
+    first = meta["log"][0]["step"] if meta["log"] else meta["step"]
+    try:
+        load_state(trainer, arrays[jax_stint.WEIGHTS], arrays[jax_stint.ADAM_M], arrays[jax_stint.ADAM_V],
+                   meta["iterations"], meta["step"], meta["skipped"])
+    except ValueError as e:
+        raise app.UsageError(f"--state={state_dir}: {e}") from e
+    writer = tf.summary.create_file_writer(os.path.join(FLAGS.train_dir, "tensorboard"))
+    with writer.as_default():
+        # The stint began where the run's checkpoint was: its first logged
+        # interval counts from there (summaries.training_hours).
+        summaries.text(summaries.NOTES + "host", f"{meta.get('device', 'unknown device')} (hwtf.jax_stint), "
+                       "float32", min(start, first))
+        for entry in meta["log"]:
+            step = entry["step"]
+            for key in ("loss", "offset_nll", "pen_nll", "grad_norm", "steps_per_sec"):
+                summaries.scalar(key, entry[key], step)
+            summaries.scalar("skipped_updates", entry["skipped"], step)
+            summaries.scalar("learning_rate", meta["learning_rate"], step)
+            summaries.scalar("teacher_forcing", 1.0, step)
+        if validate:
+            valid = trainer.evaluate(train.validation_dataset(config, valid_set))
+            logging.info("step %d  valid NLL %.2f nats/line, %.4f nats/point",
+                         meta["step"], valid["nll_per_line"], valid["nll_per_point"])
+            summaries.scalar("valid/nll_per_line", valid["nll_per_line"], meta["step"])
+            summaries.scalar("valid/nll_per_point", valid["nll_per_point"], meta["step"])
+            if valid["nll_per_line"] < float(trainer.best.numpy()):
+                trainer.best.assign(valid["nll_per_line"])
+                best_manager.save(checkpoint_number=meta["step"])
+    writer.close()
+    path = manager.save(checkpoint_number=meta["step"])
+    logging.info("saved step %d (from step %d, %d steps on %s) as %s", meta["step"], start,
+                 meta["step"] - start, meta.get("device"), path)
+    return meta["step"]
+
+
+def main(argv):
+    if len(argv) != 2 or argv[1] not in ("export", "import"):
+        raise app.UsageError("usage: python -m hwtf.stint_state export|import --flagfile=... --state=DIR")
+    if not FLAGS.state:
+        raise app.UsageError("--state: the folder to write (export) or read (import)")
+    from hwtf import cli
+
+    FLAGS.dataset = cli.dataset_flag()
+    if argv[1] == "export":
+        export_state(FLAGS.state)
+    else:
+        import_state(FLAGS.state, FLAGS.validate)
+
+
+if __name__ == "__main__":
+    from hwtf import cli, train
+
+    train.define_flags()
+    flags.DEFINE_string("state", None, "The state's folder: written by export, read by import.")
+    flags.DEFINE_bool("validate", False, "import: score the imported state on the validation split too.")
+    cli.run(main, "hwtf.stint_state", info=True)

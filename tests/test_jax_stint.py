@@ -1,0 +1,213 @@
+"""The JAX stint (`hwtf.jax_stint`) against hwtf's TensorFlow training, and
+the run's state carried out (`hwtf.stint_state export`) and back (`import`)."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from hwtf import jax_stint, stint_state
+from conftest import random_batch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _trainer(config, learning_rate=1e-2, clipnorm=10.0):
+    import keras
+
+    from hwtf.train import Trainer
+
+    keras.utils.set_random_seed(3)
+    return Trainer(config, tf.distribute.get_strategy(), "adam", learning_rate, clipnorm)
+
+
+def _jax_state(trainer):
+    import jax.numpy as jnp
+
+    weights, m, v = stint_state.state_arrays(trainer)
+    as_jax = lambda arrays: {k: jnp.asarray(x) for k, x in arrays.items()}
+    return {"params": as_jax(weights), "m": as_jax(m), "v": as_jax(v),
+            "iterations": jnp.asarray(int(trainer.optimizer.iterations.numpy()), jnp.int32),
+            "skipped": jnp.asarray(0, jnp.int32),
+            "learning_rate": jnp.asarray(float(trainer.optimizer.learning_rate.numpy()), jnp.float32)}
+
+
+def _batch(config, seed=0):
+    return random_batch(np.random.default_rng(seed), [37, 52, 20], [5, 9, 3], len(config.alphabet_lib))
+
+
+def test_loss_and_gradient_are_the_tensorflow_models(tiny_config):
+    pytest.importorskip("jax")
+    import jax
+
+    from hwtf.model import nll
+
+    trainer = _trainer(tiny_config)
+    batch = _batch(tiny_config)
+    variables = stint_state._variables(trainer.model)
+    with tf.GradientTape() as tape:
+        result = nll(trainer.model, {k: tf.constant(v) for k, v in batch.items()})
+    grads = dict(zip(variables, tape.gradient(result["nll_sum"], list(variables.values()))))
+
+    params = _jax_state(trainer)["params"]
+    (total, (offset_sum, pen_sum, points)), jax_grads = jax.value_and_grad(jax_stint.nll_sums, has_aux=True)(
+        params, batch, tiny_config.lstm_layers
+    )
+    assert float(points) == float(result["points"]) == sum(batch["lengths"] - 1)
+    np.testing.assert_allclose(float(offset_sum), float(result["offset_sum"]), rtol=1e-5)
+    np.testing.assert_allclose(float(pen_sum), float(result["pen_sum"]), rtol=1e-5)
+    np.testing.assert_allclose(float(total), float(result["nll_sum"]), rtol=1e-5)
+    assert sorted(jax_grads) == sorted(grads)
+    for name, grad in grads.items():
+        scale = float(np.abs(grad.numpy()).max()) + 1e-6
+        np.testing.assert_allclose(np.asarray(jax_grads[name]), grad.numpy(), atol=1e-4 * scale, rtol=1e-3,
+                                   err_msg=name)
+
+
+def test_updates_are_the_tensorflow_trainers(tiny_config):
+    """Three updates, the second with its gradient clipped, from the same
+    weights and Adam state give the same weights, moments and losses (with
+    three layers, as the campaign's model)."""
+    pytest.importorskip("jax")
+    tiny_config = dataclasses.replace(tiny_config, lstm_layers=3)
+
+    trainer = _trainer(tiny_config, learning_rate=1e-2, clipnorm=10.0)
+    state = _jax_state(trainer)
+    step = jax_stint.make_train_step(tiny_config.lstm_layers, 10.0)
+    for i in range(3):
+        batch = _batch(tiny_config, seed=i)
+        if i == 1:  # a batch whose gradient norm exceeds the clip
+            batch["offsets"][..., :2] *= 30.0
+        tf_result = trainer.train({k: tf.constant(v) for k, v in batch.items()}, 1.0, 0)
+        state, metrics = step(state, batch)
+        np.testing.assert_allclose(float(metrics["loss"]), float(tf_result["loss"]), rtol=1e-5)
+        np.testing.assert_allclose(float(metrics["grad_norm"]), float(tf_result["grad_norm"]), rtol=1e-4)
+        if i == 1:
+            assert float(tf_result["grad_norm"]) > 10.0
+    weights, m, v = stint_state.state_arrays(trainer)
+    assert int(state["iterations"]) == int(trainer.optimizer.iterations.numpy()) == 3
+    for name in weights:
+        # Adam divides by sqrt(v): where a gradient is near 0 its rounding
+        # moves a weight by up to the learning rate, so compare the updates.
+        moved = np.asarray(state["params"][name]) - weights[name]
+        assert np.mean(np.abs(moved) < 1e-4) > 0.99, name
+        for key, slot in (("m", m), ("v", v)):
+            np.testing.assert_allclose(np.asarray(state[key][name]), slot[name], rtol=1e-3,
+                                       atol=1e-4 * (np.abs(slot[name]).max() + 1e-12), err_msg=f"{key} {name}")
+
+
+def test_a_non_finite_update_is_skipped(tiny_config):
+    pytest.importorskip("jax")
+
+    trainer = _trainer(tiny_config)
+    state = _jax_state(trainer)
+    before = {k: np.asarray(x) for k, x in state["params"].items()}
+    batch = _batch(tiny_config)
+    batch["offsets"][0, 3, 0] = np.nan
+    state, metrics = jax_stint.make_train_step(tiny_config.lstm_layers, 10.0)(state, batch)
+    assert bool(metrics["skipped"]) and int(state["skipped"]) == 1 and int(state["iterations"]) == 0
+    for name, value in before.items():
+        np.testing.assert_array_equal(np.asarray(state["params"][name]), value)
+
+
+def test_batches_are_buckets_of_whole_lines_and_cover_every_line():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 300, size=200).astype(np.int32)
+    char_lengths = rng.integers(1, 30, size=200).astype(np.int32)
+    offsets = np.concatenate([np.stack([np.arange(n), np.full(n, i), np.zeros(n)], -1) for i, n in enumerate(lengths)])
+    data = {"offsets": offsets.astype(np.int16), "lengths": lengths,
+            "chars": rng.integers(2, 20, size=char_lengths.sum()).astype(np.uint8), "char_lengths": char_lengths}
+    batches = jax_stint.Batches(data, {"mean": [0.0, 0.0], "std": [1.0, 1.0]}, batch_size=8, buckets=4, seed=1)
+    assert len(batches.ceilings) == 4
+    seen, shapes = [], set()
+    for batch, _ in zip(batches, range(20)):
+        shapes.add(batch["offsets"].shape)
+        for row, n in enumerate(batch["lengths"]):
+            line = int(batch["offsets"][row, 0, 1])  # column dy holds the line's index
+            assert n == lengths[line]
+            np.testing.assert_array_equal(batch["offsets"][row, :n, 0], np.arange(n))
+            assert not batch["offsets"][row, n:].any()
+            seen.append(line)
+    assert len(shapes) <= 4 and all(s[1] in batches.ceilings.values() for s in shapes)
+    assert len(seen) == len(set(seen)) == 160  # 20 batches from the first pass: no line twice
+
+
+def _cli(*args, timeout=300):
+    proc = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stderr
+
+
+def _flags(tmp_path, train_dir):
+    return ["--flagfile=flags/ci.cfg", f"--train_dir={train_dir}", f"--cache_dir={tmp_path / 'cache'}"]
+
+
+@pytest.mark.slow
+def test_a_jax_stint_continues_the_run_and_training_resumes_from_it(tmp_path):
+    """hwtf.train (10 steps) -> export -> 30 steps of the JAX stint, whose
+    loss falls -> import (its next checkpoint, validated) -> hwtf.train
+    resumes from there."""
+    pytest.importorskip("jax")
+    train_dir, state, out = tmp_path / "run", tmp_path / "state", tmp_path / "out"
+    flags = _flags(tmp_path, train_dir)
+    _cli("-m", "hwtf.train", *flags, "--steps=10", "--export_dir=", "--image_every=0")
+    _cli("-m", "hwtf.stint_state", "export", *flags, f"--state={state}")
+    meta = json.loads((state / jax_stint.META).read_text())
+    assert meta["step"] == 10 and meta["iterations"] == 10 and meta["recipe"]["batch_size"] == 8
+    assert stint_state.np.load(state / jax_stint.WEIGHTS)["kernel_0"].dtype == np.float32
+
+    _cli("-m", "hwtf.jax_stint", f"--state={state}", f"--out={out}", "--steps=30", "--log_every=5")
+    trained = json.loads((out / jax_stint.META).read_text())
+    losses = [e["loss"] for e in trained["log"]]
+    assert trained["step"] == 40 and [e["step"] for e in trained["log"]] == list(range(15, 45, 5))
+    assert np.mean(losses[-2:]) < np.mean(losses[:2]) - 0.5, losses
+
+    log = _cli("-m", "hwtf.stint_state", "import", *flags, f"--state={out}", "--validate")
+    assert "valid NLL" in log
+    assert tf.train.latest_checkpoint(str(train_dir)).endswith("ckpt-40")
+    reader = tf.train.load_checkpoint(str(train_dir / "ckpt-40"))
+    with np.load(out / jax_stint.WEIGHTS) as weights:
+        key = next(k for k in reader.get_variable_to_shape_map() if "recurrent_kernel_1" in k and "OPTIMIZER" not in k)
+        np.testing.assert_array_equal(reader.get_tensor(key), weights["recurrent_kernel_1"])
+
+    log = _cli("-m", "hwtf.train", *flags, "--steps=45", "--export_dir=", "--image_every=0")
+    assert "resumed from" in log and "at step 40" in log
+    assert tf.train.latest_checkpoint(str(train_dir)).endswith("ckpt-45")
+
+    from hwtf import summaries
+
+    notes = summaries.read_texts(str(train_dir / "tensorboard"), summaries.NOTES + "host")
+    assert [s for s, _ in notes] == [0, 10, 40] and "hwtf.jax_stint" in notes[1][1]
+    logged = {s for s, _ in summaries.read_scalars(str(train_dir / "tensorboard"), "loss")}
+    assert logged == set(range(5, 50, 5))  # hwtf.train's, the stint's, then hwtf.train's again
+
+
+def test_export_refuses_a_recipe_the_stint_does_not_follow(tmp_path):
+    train_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "hwtf.stint_state", "export", *_flags(tmp_path, train_dir), f"--state={tmp_path / 's'}",
+         "--optimizer=rmsprop_graves", "--teacher_forcing=linear"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "--optimizer=rmsprop_graves" in proc.stderr and "scheduled sampling" in proc.stderr
+
+
+def test_import_refuses_files_of_different_steps(tmp_path, tiny_config):
+    trainer = _trainer(tiny_config)
+    weights, m, v = stint_state.state_arrays(trainer)
+    state = {"params": weights, "m": m, "v": v, "iterations": 0, "skipped": 0, "learning_rate": 0.01}
+    meta = {"config": json.loads(tiny_config.to_json()), "step": 5, "log": []}
+    jax_stint.write_state(str(tmp_path), state, meta)
+    jax_stint.write_state(str(tmp_path / "later"), state, {**meta, "step": 7})
+    os.replace(tmp_path / "later" / jax_stint.ADAM_V, tmp_path / jax_stint.ADAM_V)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hwtf.stint_state", "import", *_flags(tmp_path, tmp_path / "run"), f"--state={tmp_path}"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2 and "adam_v.npz is of step 7, meta.json of step 5" in proc.stderr, proc.stderr
