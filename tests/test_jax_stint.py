@@ -69,6 +69,27 @@ def test_loss_and_gradient_are_the_tensorflow_models(tiny_config):
                                    err_msg=name)
 
 
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_the_wavefront_computes_what_one_scan_per_layer_does(tiny_config, layers):
+    pytest.importorskip("jax")
+    import jax
+    import jax.numpy as jnp
+
+    config = dataclasses.replace(tiny_config, lstm_layers=layers)
+    params = _jax_state(_trainer(config))["params"]
+    batch = _batch(config)
+    onehot = jax.nn.one_hot(batch["chars"], len(config.alphabet_lib), dtype=jnp.float32)
+    mask = (np.arange(batch["chars"].shape[1])[None] < batch["char_lengths"][:, None]).astype(np.float32)
+    both = [np.asarray(jax_stint.head(params, batch["offsets"], onehot, mask, layers, wavefront=w)) for w in (True, False)]
+    np.testing.assert_allclose(both[0], both[1], rtol=1e-5, atol=1e-5)
+    loss = lambda w: jax_stint.nll_sums(params, batch, layers, wavefront=w)[0]
+    grads = [jax.grad(lambda p, w=w: jax_stint.nll_sums(p, batch, layers, wavefront=w)[0])(params) for w in (True, False)]
+    np.testing.assert_allclose(float(loss(True)), float(loss(False)), rtol=1e-6)
+    for name in grads[1]:
+        np.testing.assert_allclose(np.asarray(grads[0][name]), np.asarray(grads[1][name]), rtol=1e-4,
+                                   atol=1e-5 * float(np.abs(grads[1][name]).max() + 1e-6), err_msg=name)
+
+
 def test_updates_are_the_tensorflow_trainers(tiny_config):
     """Three updates, the second with its gradient clipped, from the same
     weights and Adam state give the same weights, moments and losses (with
