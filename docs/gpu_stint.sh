@@ -4,7 +4,7 @@
 #
 #   bash docs/gpu_stint.sh prepare        # here: the run's state and data to .gpu/
 #   # the device tool's run, carry [".gpu"]:
-#   #   python3 -m hwtf.jax_stint --state=.gpu --out=$OUT --minutes=8.5
+#   #   PYTHONUNBUFFERED=1 python3 -m hwtf.jax_stint --state=.gpu --out=$OUT --minutes=8.5   (timeout_s 600)
 #   bash docs/gpu_stint.sh finish DIR     # here: DIR (the call's files) becomes the run's next checkpoint
 #   bash docs/gpu_stint.sh restore        # or, if the call failed: only put the index back
 #
@@ -24,11 +24,14 @@ exclude=.git/info/exclude
 
 case "${1:-}" in
 prepare)
+  if [ ! -d "$RUN" ]; then  # the campaign's committed checkpoint, as a stint on this machine starts
+    mkdir -p "$(dirname "$RUN")" && cp -r checkpoints/iamondb "$RUN"
+  fi
   rm -rf .gpu
   "$PY" -m hwtf.stint_state export --flagfile=flags/iamondb.cfg --data_dir="$DATA" --train_dir="$RUN" --state=.gpu
   git rm -r -q --cached checkpoints saved_models
   printf '/checkpoints/\n/saved_models/\n' >>"$exclude"
-  echo "ready: run 'python3 -m hwtf.jax_stint --state=.gpu --out=\$OUT --minutes=8.5' with carry [\".gpu\"];" \
+  echo "ready: run 'PYTHONUNBUFFERED=1 python3 -m hwtf.jax_stint --state=.gpu --out=\$OUT --minutes=8.5' with carry [\".gpu\"];" \
        "then bash docs/gpu_stint.sh finish DIR"
   ;;
 restore)  # the index as it was, without importing (a call that failed)
