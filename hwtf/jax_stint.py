@@ -158,6 +158,7 @@ def log_prob(raw, targets):
     at bias 0)."""
     import jax
     import jax.numpy as jnp
+    from jax.scipy.special import logsumexp
 
     m = (raw.shape[-1] - 1) // 6
     pen_logit = raw[..., 0]
@@ -171,7 +172,7 @@ def log_prob(raw, targets):
     y1 = (targets[..., None, 0] - mu[..., 0]) / s1
     y2 = (targets[..., None, 1] - mu[..., 1] - rho * s2 * y1) / (s2 * root)
     component = -math.log(2.0 * math.pi) - jnp.log(s1) - jnp.log(s2 * root) - 0.5 * (jnp.square(y1) + jnp.square(y2))
-    offset = jax.nn.logsumexp(jax.nn.log_softmax(pi_logits, -1) + component, -1)
+    offset = logsumexp(jax.nn.log_softmax(pi_logits, -1) + component, -1)
     pen = targets[..., 2] * pen_logit - jax.nn.softplus(pen_logit)  # Bernoulli(logits)
     return offset, pen
 
@@ -227,7 +228,7 @@ def make_train_step(layers: int, clipnorm: float, unroll: int = 1, wavefront: bo
         clipped = {k: g * scale for k, g in grads.items()}
         params, m, v = adam_update(state["params"], state["m"], state["v"], clipped, state["iterations"],
                                    state["learning_rate"])
-        keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, old)
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
         new_state = {
             "params": keep(params, state["params"]),
             "m": keep(m, state["m"]),
