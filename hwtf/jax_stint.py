@@ -300,14 +300,15 @@ class Batches:
 # -- the state's files ----------------------------------------------------------
 
 
-def read_state(state_dir: str) -> tuple[dict, dict]:
-    """`(state, meta)` from `state_dir` (see `write_state`)."""
-    import jax.numpy as jnp
-
+def read_arrays(state_dir: str) -> tuple[dict, dict, dict, dict]:
+    """`(weights, m, v, meta)` as numpy arrays by weight name and the
+    `meta.json` dict, checking that all four files are of one step and that
+    each holds every weight (see `write_state`); numpy alone, so that
+    `hwtf.stint_state import` reads them without JAX."""
     with open(os.path.join(state_dir, META)) as f:
         meta = json.load(f)
-    arrays = {}
     names = weight_names(meta["config"]["lstm_layers"])
+    arrays = []
     for name in (WEIGHTS, ADAM_M, ADAM_V):
         path = os.path.join(state_dir, name)
         with np.load(path, allow_pickle=False) as data:
@@ -317,9 +318,18 @@ def read_state(state_dir: str) -> tuple[dict, dict]:
             raise ValueError(f"{path} is of step {marker}, {META} of step {meta['step']}: a write was cut short")
         if sorted(values) != sorted(names):
             raise ValueError(f"{path} holds {sorted(values)}; expected {sorted(names)}")
-        arrays[name] = {k: jnp.asarray(x, jnp.float32) for k, x in values.items()}
+        arrays.append(values)
+    return (*arrays, meta)
+
+
+def read_state(state_dir: str) -> tuple[dict, dict]:
+    """`(state, meta)` from `state_dir`, the state as JAX arrays."""
+    import jax.numpy as jnp
+
+    weights, m, v, meta = read_arrays(state_dir)
+    as_jax = lambda arrays: {k: jnp.asarray(x, jnp.float32) for k, x in arrays.items()}
     state = {
-        "params": arrays[WEIGHTS], "m": arrays[ADAM_M], "v": arrays[ADAM_V],
+        "params": as_jax(weights), "m": as_jax(m), "v": as_jax(v),
         "iterations": jnp.asarray(meta["iterations"], jnp.int32),
         "skipped": jnp.asarray(meta["skipped"], jnp.int32),
         "learning_rate": jnp.asarray(meta["learning_rate"], jnp.float32),

@@ -156,26 +156,20 @@ def _trainer():
 def export_state(state_dir: str) -> dict:
     _check_recipe()
     config, trainer, _, train_set, _ = _trainer()
-    os.makedirs(state_dir, exist_ok=True)
     weights, m, v = state_arrays(trainer)
-    step = int(trainer.step.numpy())
-    for name, arrays in ((jax_stint.WEIGHTS, weights), (jax_stint.ADAM_M, m), (jax_stint.ADAM_V, v)):
-        jax_stint._save_npz(os.path.join(state_dir, name), {**arrays, "__step__": np.asarray(step, np.int64)})
-    data = data_arrays(train_set, config.alphabet_lib, FLAGS.max_length)
-    write_data(os.path.join(state_dir, jax_stint.DATA), data)
     meta = {
         "config": json.loads(config.to_json()),
-        "step": step,
-        "iterations": int(trainer.optimizer.iterations.numpy()),
-        "skipped": int(trainer.skipped.numpy()),
-        "learning_rate": float(trainer.optimizer.learning_rate.numpy()),
+        "step": int(trainer.step.numpy()),
         "recipe": {"batch_size": FLAGS.batch_size, "length_buckets": FLAGS.length_buckets,
                    "clipnorm": FLAGS.clipnorm, "max_length": FLAGS.max_length},
         "log": [],
     }
-    with open(os.path.join(state_dir, jax_stint.META), "w") as f:
-        json.dump(meta, f, indent=1)
-    logging.info("exported step %d and %d training lines to %s", step, len(data["lengths"]), state_dir)
+    state = {"params": weights, "m": m, "v": v, "iterations": int(trainer.optimizer.iterations.numpy()),
+             "skipped": int(trainer.skipped.numpy()), "learning_rate": float(trainer.optimizer.learning_rate.numpy())}
+    jax_stint.write_state(state_dir, state, meta)
+    data = data_arrays(train_set, config.alphabet_lib, FLAGS.max_length)
+    write_data(os.path.join(state_dir, jax_stint.DATA), data)
+    logging.info("exported step %d and %d training lines to %s", meta["step"], len(data["lengths"]), state_dir)
     return meta
 
 
@@ -185,19 +179,9 @@ def import_state(state_dir: str, validate: bool = False) -> int:
     from hwtf import summaries, train
 
     try:
-        with open(os.path.join(state_dir, jax_stint.META)) as f:
-            meta = json.load(f)
-        arrays = {}
-        for name in (jax_stint.WEIGHTS, jax_stint.ADAM_M, jax_stint.ADAM_V):
-            with np.load(os.path.join(state_dir, name), allow_pickle=False) as data:
-                arrays[name] = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as e:
+        weights, m, v, meta = jax_stint.read_arrays(state_dir)
+    except (OSError, KeyError, ValueError) as e:  # JSONDecodeError is a ValueError
         raise app.UsageError(f"--state={state_dir}: cannot read the stint's state ({e})") from e
-    for name, values in arrays.items():
-        marker = values.pop("__step__", None)
-        if marker is None or int(marker) != meta["step"]:
-            raise app.UsageError(f"--state={state_dir}: {name} is of step {marker}, meta.json of step "
-                                 f"{meta['step']}: a write was cut short; use the files of one step")
     config, trainer, (manager, best_manager), _, valid_set = _trainer()
     if meta["config"] != json.loads(config.to_json()):
         raise app.UsageError(f"--state={state_dir} holds another model than {FLAGS.train_dir}'s config.json")
@@ -207,8 +191,7 @@ def import_state(state_dir: str, validate: bool = False) -> int:
                              f"step {start}")
     first = meta["log"][0]["step"] if meta["log"] else meta["step"]
     try:
-        load_state(trainer, arrays[jax_stint.WEIGHTS], arrays[jax_stint.ADAM_M], arrays[jax_stint.ADAM_V],
-                   meta["iterations"], meta["step"], meta["skipped"])
+        load_state(trainer, weights, m, v, meta["iterations"], meta["step"], meta["skipped"])
     except ValueError as e:
         raise app.UsageError(f"--state={state_dir}: {e}") from e
     writer = tf.summary.create_file_writer(os.path.join(FLAGS.train_dir, "tensorboard"))

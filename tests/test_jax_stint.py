@@ -180,7 +180,7 @@ def test_a_jax_stint_continues_the_run_and_training_resumes_from_it(tmp_path):
     _cli("-m", "hwtf.stint_state", "export", *flags, f"--state={state}")
     meta = json.loads((state / jax_stint.META).read_text())
     assert meta["step"] == 10 and meta["iterations"] == 10 and meta["recipe"]["batch_size"] == 8
-    assert stint_state.np.load(state / jax_stint.WEIGHTS)["kernel_0"].dtype == np.float32
+    assert np.load(state / jax_stint.WEIGHTS)["kernel_0"].dtype == np.float32
 
     _cli("-m", "hwtf.jax_stint", f"--state={state}", f"--out={out}", "--steps=30", "--log_every=5")
     trained = json.loads((out / jax_stint.META).read_text())
