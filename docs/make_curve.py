@@ -8,7 +8,8 @@ second, so the time between stints is not counted). `--compare_dir` draws a
 second run beside it; Graves's -1096.9 nats per line is drawn for scale.
 A dotted line marks where the run moved to another host or precision (its
 `run/host` notes, `hwtf.summaries.stints`): an hour of one host is not an
-hour of another.
+hour of another. A dash-dotted one marks where a resume changed the learning
+rate (`hwtf.summaries.rate_changes`).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def main(argv):
     fig = Figure(figsize=(10, 4), dpi=100)
     FigureCanvasAgg(fig)
     by_steps, by_hours = fig.subplots(1, 2, sharey=True)
-    for train_dir, label, colour in runs:
+    for index, (train_dir, label, colour) in enumerate(runs):
         steps, hours, nll = curve(train_dir)
         by_steps.plot(steps, nll, "o-", color=colour, label=label, markersize=3)
         by_hours.plot(hours, nll, "o-", color=colour, label=label, markersize=3)
@@ -65,6 +66,12 @@ def main(argv):
                 ax.axvline(x, color=colour, linestyle=":", linewidth=1)
                 ax.annotate(f"{number + 1}: {host}", (x, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -4),
                             textcoords="offset points", rotation=90, va="top", fontsize=6, color=colour)
+        for step, hour, rate in summaries.rate_changes(train_dir):
+            for ax, x in ((by_steps, step), (by_hours, hour)):
+                ax.axvline(x, color=colour, linestyle="-.", linewidth=0.8, alpha=0.6)
+                ax.annotate(f"lr {rate:.0e}".replace("e-0", "e-"), (x, 0.0), xycoords=("data", "axes fraction"),
+                            xytext=(2 + 8 * index, 4), textcoords="offset points", rotation=90, va="bottom", fontsize=6,
+                            color=colour)
         print(f"{train_dir}: {len(nll)} validations, last {nll[-1]:.1f} nats/line at step {steps[-1]} "
               f"({hours[-1]:.2f} h), best {min(nll):.1f}")
     for ax, xlabel in ((by_steps, "training step"), (by_hours, "hours of training (2 CPU cores)")):

@@ -142,6 +142,29 @@ def stints(logdir: str) -> list[tuple[int, float, str]]:
     return found
 
 
+def rate_changes(logdir: str) -> list[tuple[int, float, float]]:
+    """`(step, hours, learning rate)` where each rate a run was started or
+    resumed with began: the first logged rate, and each change of the logged
+    `learning_rate` across a resume (a `run/host` note between the two log
+    steps, whose step it takes). A schedule's changes between resumes are not
+    listed."""
+    hours = training_hours(logdir)
+    resumes = [step for step, _ in read_texts(logdir, NOTES + "host")]
+    found, last = [], None
+    for step, rate in read_scalars(logdir, "learning_rate"):
+        if last is None:
+            began = min([s for s in resumes if s <= step] or [step])
+        elif abs(rate - last[1]) > 1e-6 * abs(last[1]):
+            between = [s for s in resumes if last[0] <= s < step]
+            began = between[-1] if between else None
+        else:
+            began = None
+        if began is not None:
+            found.append((began, max((h for s, h in hours if s <= began), default=0.0), rate))
+        last = (step, rate)
+    return found
+
+
 def validation_curve(logdir: str) -> tuple[list, list, list]:
     """`(steps, hours, nll)` of a run's validations (`valid/nll_per_line`):
     the hours at each validation are those of the last logged step at or

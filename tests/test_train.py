@@ -132,6 +132,24 @@ def test_read_scalars_gives_the_logged_validation_curve(ci_run):
     assert figures["stints"] == [{"step": 0, "hours": 0.0, "host": note}]
 
 
+def test_rate_changes_are_the_rates_resumes_set(tmp_path):
+    """The curve's learning-rate marks: the first rate, and a change across a
+    resume at the resume's step; a schedule's change between resumes, and a
+    resume that keeps the rate, mark nothing."""
+    from hwtf import summaries
+
+    logged = {10: 1e-3, 20: 1e-3, 30: 1e-3, 40: 1e-3, 50: 3e-4, 60: 3e-4, 70: 3e-4, 80: 1.5e-4, 90: 1.5e-4}
+    with tf.summary.create_file_writer(str(tmp_path)).as_default():
+        for step in (0, 43, 85):
+            summaries.text(summaries.NOTES + "host", "some host, float32", step)
+        for step, rate in logged.items():
+            summaries.scalar("learning_rate", rate, step)
+            summaries.scalar("steps_per_sec", 0.1, step)
+    (first, first_hours, first_rate), (step, hours, rate) = summaries.rate_changes(str(tmp_path))
+    assert (first, first_hours, step) == (0, 0.0, 43)
+    np.testing.assert_allclose([first_rate, rate, hours], [1e-3, 3e-4, 400 / 3600], rtol=1e-6)
+
+
 def test_sigkill_mid_run_then_resume_at_the_right_step(ci_run, tmp_path):
     train_dir = str(tmp_path / "run")
     proc = subprocess.Popen(
