@@ -452,6 +452,7 @@ def run_checkpoints(train_dir: str) -> list:
 def restore(trainer, save_dir: str):
     """Checkpoint managers for the latest and the best checkpoint, saving
     under `save_dir`; resumes from the latest in `--train_dir` when it has one."""
+    import numpy as np
     import tensorflow as tf
 
     manager = tf.train.CheckpointManager(trainer.checkpoint, save_dir, max_to_keep=FLAGS.keep_checkpoints)
@@ -471,7 +472,9 @@ def restore(trainer, save_dir: str):
         # rate comes from the flags, so that a stint can change it.
         if isinstance(trainer.learning_rate, float):
             saved = float(trainer.optimizer.learning_rate.numpy())
-            if saved != trainer.learning_rate:
+            # The optimizer keeps its rate in float32: 1e-4 reads back as
+            # 1.0000000474974513e-04, the same rate.
+            if np.float32(saved) != np.float32(trainer.learning_rate):
                 logging.info("learning rate %g (the checkpoint's was %g)", trainer.learning_rate, saved)
                 trainer.optimizer.learning_rate.assign(trainer.learning_rate)
         break

@@ -378,6 +378,11 @@ def test_a_resumed_run_takes_its_constant_learning_rate_from_the_flags(ci_run, t
     latest = tf.train.latest_checkpoint(resumed)
     assert latest.endswith("ckpt-42")
     assert tf.train.load_variable(latest, "optimizer/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE") == pytest.approx(3e-4)
+    # Resumed again at the same rate, it says nothing of a change (the saved
+    # rate is float32: 3e-4 reads back as 0.0003000000142492354).
+    log = _run(_train_command(resumed, "--steps=43", "--learning_rate=0.0003", "--lr_schedule=constant",
+                              "--export_dir=", "--image_every=0", "--eval_every=1000"))
+    assert "resumed from" in log and "the checkpoint's was" not in log
 
 
 @pytest.mark.parametrize("state", ["without timestamps", "missing"])
