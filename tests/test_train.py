@@ -425,6 +425,41 @@ def test_save_stint_keeps_checkpoint_curves_and_notes_and_make_curve_draws_them(
     assert tf.io.decode_png(open(out, "rb").read()).shape[2] in (3, 4)
 
 
+def test_average_checkpoints_writes_the_mean_weights_that_evaluate_scores(ci_run, tmp_path):
+    from hwtf.model import ModelConfig
+    from hwtf.train import run_checkpoints
+
+    train_dir, _ = ci_run
+    checkpoints = [*run_checkpoints(train_dir), tf.train.latest_checkpoint(os.path.join(train_dir, "best"))]
+    assert len(set(checkpoints)) >= 2
+    out = str(tmp_path / "average")
+    _run([sys.executable, "docs/average_checkpoints.py", f"--train_dir={train_dir}",
+          f"--checkpoints={','.join(checkpoints)}", f"--out={out}"], timeout=120)
+    config = ModelConfig.load(os.path.join(out, "config.json"))
+
+    def weights(checkpoint):  # read through the object graph: some are saved under the optimizer's path
+        model = config.build_model()
+        tf.train.Checkpoint(model=model).read(checkpoint).assert_existing_objects_matched().expect_partial()
+        return [v.numpy() for v in model.weights]
+
+    averaged, each = weights(tf.train.latest_checkpoint(out)), [weights(c) for c in checkpoints]
+    differ = 0
+    for i, value in enumerate(averaged):
+        values = [w[i] for w in each]
+        differ += not np.array_equal(values[0], values[-1])
+        np.testing.assert_allclose(value, np.mean(values, axis=0), rtol=1e-6, atol=1e-7)
+    assert differ, "the checkpoints averaged are all the same"
+    scored = subprocess.run([sys.executable, "-m", "hwtf.evaluate", f"--model={out}", "--max_lines=8", "--json",
+                             f"--cache_dir={tmp_path}"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    assert np.isfinite(json.loads(scored.stdout.strip().splitlines()[-1])["nll_per_line"])
+    bad = subprocess.run([sys.executable, "docs/average_checkpoints.py", f"--train_dir={train_dir}",
+                          f"--checkpoints={train_dir}/ckpt-999", f"--out={out}"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and f"no checkpoint at {train_dir}/ckpt-999" in bad.stderr
+
+
 def _free_ports(n):
     import socket
 
