@@ -66,10 +66,11 @@ def main(argv):
     if not os.path.exists(os.path.join(FLAGS.train_dir, "config.json")):
         raise app.UsageError(f"--train_dir={FLAGS.train_dir}: no config.json there")
     checkpoints = FLAGS.checkpoints or run_checkpoints(FLAGS.train_dir)
+    if not checkpoints:
+        raise app.UsageError(f"--train_dir={FLAGS.train_dir}: no checkpoints to average")
     missing = [c for c in checkpoints if not os.path.exists(c + ".index")]
-    if missing or not checkpoints:
-        raise app.UsageError(f"--checkpoints: no checkpoint at {', '.join(missing)}" if missing
-                             else f"--train_dir={FLAGS.train_dir}: no checkpoints to average")
+    if missing:
+        raise app.UsageError(f"--checkpoints: no checkpoint at {', '.join(missing)}")
     if os.path.abspath(FLAGS.out) == os.path.abspath(FLAGS.train_dir):
         raise app.UsageError("--out must not be --train_dir (it is replaced)")
     path = average(FLAGS.train_dir, checkpoints, FLAGS.out)
