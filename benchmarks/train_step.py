@@ -30,6 +30,8 @@ flags.DEFINE_integer("alphabet", 80, "Alphabet size (IAM-OnDB has about 80 chara
 flags.DEFINE_integer("units", 400, "LSTM units (Graves: 400).")
 flags.DEFINE_integer("layers", 3, "LSTM layers (Graves: 3).")
 flags.DEFINE_list("precisions", ["float32", "mixed_bfloat16"], "Precisions to time.")
+flags.DEFINE_list("gradients", ["handwritten"],
+                  "How the recurrences are differentiated: handwritten, autodiff, or both (each timed).")
 flags.DEFINE_bool("profile", False, "Also profile one step per precision: time by op type.")
 flags.DEFINE_integer("profile_top", 12, "Op types to list with --profile.")
 flags.DEFINE_float("teacher_forcing_p", 1.0, "Teacher-forcing probability (< 1 adds a forward pass).")
@@ -141,10 +143,11 @@ def main(argv):
         "model": f"{FLAGS.layers}x{FLAGS.units} LSTM, K=10, M=20",
         "gflop_per_step": round(flops / 1e9, 1),
     }
-    for precision in FLAGS.precisions:
+    runs = [(p, g) for p in FLAGS.precisions for g in FLAGS.gradients]
+    for precision, gradients in runs:
         keras.mixed_precision.set_global_policy(precision)
         keras.utils.set_random_seed(0)
-        trainer = Trainer(config, tf.distribute.get_strategy(), "adam", 1e-4, clipnorm=10.0)
+        trainer = Trainer(config, tf.distribute.get_strategy(), "adam", 1e-4, clipnorm=10.0, gradients=gradients)
         start = time.perf_counter()
         trainer.train(batch, FLAGS.teacher_forcing_p, seed=0)
         warmup = time.perf_counter() - start
@@ -155,14 +158,15 @@ def main(argv):
             float(out["loss"])
             times.append(time.perf_counter() - start)
         seconds = float(np.median(times))
-        result[precision] = {
+        name = precision if FLAGS.gradients == ["handwritten"] else f"{precision}/{gradients}"
+        result[name] = {
             "seconds_per_step": round(seconds, 3),
             "first_step_seconds": round(warmup, 1),
             "gflops": round(flops / seconds / 1e9, 1),
             "loss": round(float(out["loss"]), 4),
         }
         if FLAGS.profile:
-            result[precision]["profile"] = profile_ops(
+            result[name]["profile"] = profile_ops(
                 lambda: float(trainer.train(batch, FLAGS.teacher_forcing_p, seed=0)["loss"]), FLAGS.profile_top
             )
     keras.mixed_precision.set_global_policy("float32")

@@ -184,7 +184,8 @@ class Trainer:
     loss or the gradient is not finite.
     """
 
-    def __init__(self, config, strategy, optimizer: str = "adam", learning_rate=1e-3, clipnorm: float = 10.0):
+    def __init__(self, config, strategy, optimizer: str = "adam", learning_rate=1e-3, clipnorm: float = 10.0,
+                 gradients: str = "handwritten"):
         import keras
         import numpy as np
         import tensorflow as tf
@@ -194,6 +195,7 @@ class Trainer:
         self.learning_rate = learning_rate
         with strategy.scope():
             self.model = config.build_model()
+            self.model.stack.gradients = gradients  # how the recurrences are differentiated
             if optimizer == "adam":
                 self.optimizer = keras.optimizers.Adam(learning_rate)
             elif optimizer == "rmsprop_graves":

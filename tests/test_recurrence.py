@@ -1,10 +1,11 @@
-"""The hand-written LSTM gradient against TensorFlow's automatic one."""
+"""The hand-written LSTM gradients against TensorFlow's automatic ones, and
+the stack's two ways of differentiating its loops against each other."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from hwtf.layers.lstm_stack import lstm_recurrence
+from hwtf.layers.lstm_stack import GRADIENTS, lstm_recurrence, lstm_recurrence_autodiff
 
 
 def _reference(proj, recurrent, h, c):
@@ -18,8 +19,9 @@ def _reference(proj, recurrent, h, c):
     return tf.stack(hs), h, c
 
 
+@pytest.mark.parametrize("recurrence", [lstm_recurrence, lstm_recurrence_autodiff], ids=GRADIENTS)
 @pytest.mark.parametrize("steps", [1, 7])
-def test_lstm_recurrence_matches_autodiff(steps):
+def test_lstm_recurrence_matches_autodiff(steps, recurrence):
     rng = np.random.default_rng(0)
     b, h = 3, 5
     proj = tf.constant(rng.normal(size=(steps, b, 4 * h)), tf.float32)
@@ -28,7 +30,7 @@ def test_lstm_recurrence_matches_autodiff(steps):
     c0 = tf.constant(rng.normal(size=(b, h)), tf.float32)
     weights = [tf.constant(rng.normal(size=s), tf.float32) for s in [(steps, b, h), (b, h), (b, h)]]
     results = []
-    for fn in (lstm_recurrence, _reference):
+    for fn in (recurrence, _reference):
         with tf.GradientTape() as tape:
             tape.watch([proj, recurrent, h0, c0])
             outs = fn(proj, recurrent, h0, c0)
@@ -41,16 +43,19 @@ def test_lstm_recurrence_matches_autodiff(steps):
         np.testing.assert_allclose(a.numpy(), r.numpy(), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("gradients", GRADIENTS)
 @pytest.mark.parametrize("window_mixtures", [2, 0], ids=["synthesis", "prediction"])
-def test_stack_gradient_matches_autodiff_of_the_one_step_path(window_mixtures):
-    """The whole-sequence path (hand-written gradients) against automatic
-    differentiation of the same network unrolled with `step`."""
+def test_stack_gradient_matches_autodiff_of_the_one_step_path(window_mixtures, gradients):
+    """The whole-sequence path (either way of differentiating its loops)
+    against automatic differentiation of the same network unrolled with
+    `step`."""
     from conftest import random_batch
     from hwtf.layers import LSTMStack
 
     rng = np.random.default_rng(3)
     stack = LSTMStack(lstm_units=6, lstm_layers=3, window_mixtures=window_mixtures, alphabet_size=7)
     stack.build()
+    stack.gradients = gradients
     for v in stack.weights:  # larger weights: a sharper test than the initialisation
         v.assign(v.numpy() * 2.0 + rng.normal(size=v.shape) * 0.3)
     batch = random_batch(rng, [9, 6], [4, 3], alphabet_size=7)
@@ -86,10 +91,11 @@ def test_stack_gradient_matches_autodiff_of_the_one_step_path(window_mixtures):
         np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=2e-4, atol=2e-5, err_msg=v.path)
 
 
-def test_stack_gradient_in_mixed_bfloat16_is_close_to_float32():
-    """The hand-written gradients under mixed bfloat16 (matmuls in bfloat16,
-    the window and cell state in float32) against the float32 gradients of
-    the same weights: equal up to bfloat16's rounding."""
+@pytest.mark.parametrize("gradients", GRADIENTS)
+def test_stack_gradient_in_mixed_bfloat16_is_close_to_float32(gradients):
+    """The gradients under mixed bfloat16 (matmuls in bfloat16, the window
+    and cell state in float32) against the float32 gradients of the same
+    weights: equal up to bfloat16's rounding."""
     import keras
 
     from conftest import random_batch
@@ -108,6 +114,7 @@ def test_stack_gradient_in_mixed_bfloat16_is_close_to_float32():
         try:
             stack = LSTMStack(lstm_units=8, lstm_layers=3, window_mixtures=2, alphabet_size=7)
             stack.build()
+            stack.gradients = gradients
         finally:
             keras.mixed_precision.set_global_policy("float32")
         if values is None:

@@ -17,6 +17,8 @@ import tensorflow as tf
 
 from hwtf.layers.window import GaussianWindow, window_step
 
+GRADIENTS = ("handwritten", "autodiff")  # how LSTMStack.call's loops are differentiated
+
 
 class StackState(NamedTuple):
     """Recurrent state: per layer `h, c` `[B, H]`; the window's `kappa [B, K]`
@@ -71,6 +73,77 @@ def _shifted_product(xs, x0, dz):
     return tf.einsum("tbi,tbg->ig", xs[:-1], dz[1:]) + tf.matmul(x0, dz[0], transpose_a=True)
 
 
+def _windowed_loop(read, steps, recurrent, window_kernel, window_bias, h0, c0, kappa0, w0,
+                   chars_onehot, char_mask, save_for_backward):
+    """The forward loop of the first layer and the window. `read(t)` is step
+    t's input projection. Returns `((hs, ws, kappas, phis), final state,
+    saved)`, `saved` the `(cs, gates, params)` the hand-written gradient
+    reads (`()` unless `save_for_backward`)."""
+    units = h0.shape[-1]
+    names = ("hs", "ws", "kappas", "phis") + (("cs", "gates", "params") if save_for_backward else ())
+    arrays = tuple(tf.TensorArray(tf.float32, size=steps) for _ in names)
+
+    def forward(t, h, c, kappa, w, arrays):
+        z = read(t) + tf.matmul(tf.cast(tf.concat([w, h], -1), recurrent.dtype), recurrent)
+        h, c, gates = _lstm_gates(tf.cast(z, tf.float32), c, units)
+        w, phi, kappa, params = window_step(h, kappa, window_kernel, window_bias, chars_onehot, char_mask)
+        values = (h, w, kappa, phi, c, gates, params)
+        return t + 1, h, c, kappa, w, tuple(a.write(t, v) for a, v in zip(arrays, values))
+
+    _, h, c, kappa, w, arrays = tf.while_loop(
+        lambda t, *_: t < steps, forward, (0, h0, c0, kappa0, w0, arrays)
+    )
+    stacked = tuple(a.stack() for a in arrays)
+    return stacked[:4], (h, c, kappa, w), stacked[4:]
+
+
+def _lstm_loop(read, steps, recurrent, h0, c0, save_for_backward):
+    """The forward loop of an LSTM; `read(t)` is step t's input projection.
+    Returns `(hs, h_T, c_T, saved)`, `saved` the `(cs, gates)` the
+    hand-written gradient reads (`()` unless `save_for_backward`)."""
+    units = recurrent.shape[0]
+    spec = dict(size=steps, element_shape=h0.shape)
+    arrays = (tf.TensorArray(tf.float32, **spec),)
+    if save_for_backward:
+        arrays += (tf.TensorArray(tf.float32, **spec), tf.TensorArray(tf.float32, size=steps))
+
+    def forward(t, h, c, arrays):
+        z = tf.cast(read(t) + tf.matmul(tf.cast(h, recurrent.dtype), recurrent), tf.float32)
+        h, c, g = _lstm_gates(z, c, units)
+        return t + 1, h, c, tuple(a.write(t, v) for a, v in zip(arrays, (h, c, g)))
+
+    _, h, c, arrays = tf.while_loop(lambda t, *_: t < steps, forward, (0, h0, c0, arrays))
+    stacked = tuple(a.stack() for a in arrays)
+    return stacked[0], h, c, stacked[1:]
+
+
+def _reader(xs):
+    """Step t of `xs [T, ...]` for a loop that TensorFlow differentiates:
+    through a `TensorArray`, so that each step's gradient is its own slice
+    (slicing the captured tensor would make it a whole `[T, ...]` tensor a
+    step)."""
+    array = tf.TensorArray(xs.dtype, size=tf.shape(xs)[0]).unstack(xs)
+    return array.read
+
+
+def windowed_lstm_recurrence_autodiff(x_proj, recurrent, window_kernel, window_bias, h0, c0, kappa0, w0,
+                                      chars_onehot, char_mask):
+    """`windowed_lstm_recurrence`, differentiated by TensorFlow instead of by hand."""
+    x_proj = tf.convert_to_tensor(x_proj)
+    outputs, final, _ = _windowed_loop(
+        _reader(x_proj), tf.shape(x_proj)[0], recurrent, window_kernel, window_bias, h0, c0, kappa0, w0,
+        chars_onehot, char_mask, save_for_backward=False,
+    )
+    return outputs + final
+
+
+def lstm_recurrence_autodiff(proj, recurrent, h0, c0):
+    """`lstm_recurrence`, differentiated by TensorFlow instead of by hand."""
+    proj = tf.convert_to_tensor(proj)
+    hs, h, c, _ = _lstm_loop(_reader(proj), tf.shape(proj)[0], recurrent, h0, c0, save_for_backward=False)
+    return hs, h, c
+
+
 @tf.custom_gradient
 def windowed_lstm_recurrence(x_proj, recurrent, window_kernel, window_bias, h0, c0, kappa0, w0, chars_onehot, char_mask):
     """Graves's first layer and soft window over a sequence, with a hand-written gradient.
@@ -93,21 +166,10 @@ def windowed_lstm_recurrence(x_proj, recurrent, window_kernel, window_bias, h0, 
     x_proj, recurrent = tf.convert_to_tensor(x_proj), tf.convert_to_tensor(recurrent)
     window_kernel, window_bias = tf.convert_to_tensor(window_kernel), tf.convert_to_tensor(window_bias)
     steps = tf.shape(x_proj)[0]
-    units = h0.shape[-1]
-    names = ("hs", "cs", "gates", "ws", "kappas", "phis", "params")
-    arrays = tuple(tf.TensorArray(tf.float32, size=steps) for _ in names)
-
-    def forward(t, h, c, kappa, w, arrays):
-        z = x_proj[t] + tf.matmul(tf.cast(tf.concat([w, h], -1), recurrent.dtype), recurrent)
-        h, c, gates = _lstm_gates(tf.cast(z, tf.float32), c, units)
-        w, phi, kappa, params = window_step(h, kappa, window_kernel, window_bias, chars_onehot, char_mask)
-        values = (h, c, gates, w, kappa, phi, params)
-        return t + 1, h, c, kappa, w, tuple(a.write(t, v) for a, v in zip(arrays, values))
-
-    _, h_last, c_last, kappa_last, w_last, arrays = tf.while_loop(
-        lambda t, *_: t < steps, forward, (0, h0, c0, kappa0, w0, arrays)
+    (hs, ws, kappas, phis), (h_last, c_last, kappa_last, w_last), (cs, gates, params) = _windowed_loop(
+        lambda t: x_proj[t], steps, recurrent, window_kernel, window_bias, h0, c0, kappa0, w0,
+        chars_onehot, char_mask, save_for_backward=True,
     )
-    hs, cs, gates, ws, kappas, phis, params = (a.stack() for a in arrays)
 
     def grad(d_hs, d_ws, d_kappas, d_phis, d_h_last, d_c_last, d_kappa_last, d_w_last):
         # Each step reads its slice of the saved tensors (and of the incoming
@@ -185,20 +247,9 @@ def lstm_recurrence(proj, recurrent, h0, c0):
     proj = tf.convert_to_tensor(proj)
     recurrent = tf.convert_to_tensor(recurrent)
     steps = tf.shape(proj)[0]
-    units = recurrent.shape[0]
-    spec = dict(size=steps, element_shape=h0.shape)
-    hs, cs = tf.TensorArray(tf.float32, **spec), tf.TensorArray(tf.float32, **spec)
-    gates = tf.TensorArray(tf.float32, size=steps)
-
-    def forward(t, h, c, hs, cs, gates):
-        z = tf.cast(proj[t] + tf.matmul(tf.cast(h, recurrent.dtype), recurrent), tf.float32)
-        h, c, g = _lstm_gates(z, c, units)
-        return t + 1, h, c, hs.write(t, h), cs.write(t, c), gates.write(t, g)
-
-    _, h_last, c_last, hs, cs, gates = tf.while_loop(
-        lambda t, *_: t < steps, forward, (0, h0, c0, hs, cs, gates)
-    )
-    hs, cs, gates = hs.stack(), cs.stack(), gates.stack()  # [T, B, H|H|4H]
+    hs, h_last, c_last, (cs, gates) = _lstm_loop(
+        lambda t: proj[t], steps, recurrent, h0, c0, save_for_backward=True
+    )  # [T, B, H], ..., [T, B, H|4H]
 
     def grad(d_hs, d_h_last, d_c_last):
         recurrent_t = tf.transpose(recurrent)
@@ -269,6 +320,12 @@ class LSTMStack(keras.layers.Layer):
         self.lstm_layers = lstm_layers
         self.window_mixtures = window_mixtures
         self.alphabet_size = alphabet_size if window_mixtures else 0
+        # How `call`'s loops are differentiated: "handwritten" (the
+        # `custom_gradient`s above) or "autodiff" (TensorFlow's gradient of
+        # the same loops). Not part of the model: the two compute the same
+        # gradients (tests/test_recurrence.py), and `python -m hwtf.train
+        # --recurrence_gradients` picks the faster for the precision.
+        self.gradients = "handwritten"
         # The window runs in float32 whatever the policy: kappa accumulates
         # small steps, which bfloat16's 8-bit mantissa would lose.
         self.window = (
@@ -383,13 +440,18 @@ class LSTMStack(keras.layers.Layer):
         x_kernel, recurrent = self._first_layer_weights(dtype)
         x_proj = tf.einsum("tbi,ij->tbj", x_time, x_kernel) + tf.cast(self.biases[0], dtype)
 
+        if self.gradients not in GRADIENTS:
+            raise ValueError(f"gradients must be one of {GRADIENTS}, got {self.gradients!r}")
+        autodiff = self.gradients == "autodiff"
+        windowed = windowed_lstm_recurrence_autodiff if autodiff else windowed_lstm_recurrence
+        recurrence = lstm_recurrence_autodiff if autodiff else lstm_recurrence
         if self.conditional:
-            layer_out, window, kappas, phis, h1, c1, kappa, w = windowed_lstm_recurrence(
+            layer_out, window, kappas, phis, h1, c1, kappa, w = windowed(
                 x_proj, recurrent, tf.convert_to_tensor(self.window.kernel), tf.convert_to_tensor(self.window.bias),
                 state.h[0], state.c[0], state.kappa, state.w, chars_onehot, char_mask,
             )
         else:
-            layer_out, h1, c1 = lstm_recurrence(x_proj, recurrent, state.h[0], state.c[0])
+            layer_out, h1, c1 = recurrence(x_proj, recurrent, state.h[0], state.c[0])
             window = tf.zeros([steps, batch, 0])
             kappas = tf.zeros([steps, batch, 0])
             phis = tf.zeros([steps, batch, 0])
@@ -400,7 +462,7 @@ class LSTMStack(keras.layers.Layer):
             kernel = tf.cast(self.kernels[n], dtype)
             below = tf.concat([x_time, tf.cast(window, dtype), tf.cast(layer_out, dtype)], -1)
             proj = tf.einsum("tbi,ij->tbj", below, kernel) + tf.cast(self.biases[n], dtype)
-            layer_out, h, c = lstm_recurrence(proj, tf.cast(self.recurrent_kernels[n], dtype), state.h[n], state.c[n])
+            layer_out, h, c = recurrence(proj, tf.cast(self.recurrent_kernels[n], dtype), state.h[n], state.c[n])
             outputs.append(layer_out)
             hs_final.append(h)
             cs_final.append(c)
