@@ -32,6 +32,7 @@ flags.DEFINE_integer("layers", 3, "LSTM layers (Graves: 3).")
 flags.DEFINE_list("precisions", ["float32", "mixed_bfloat16"], "Precisions to time.")
 flags.DEFINE_list("gradients", ["handwritten"],
                   "How the recurrences are differentiated: handwritten, autodiff, or both (each timed).")
+flags.DEFINE_list("layouts", ["layered"], "How the recurrences are laid out: layered, wavefront, or both.")
 flags.DEFINE_bool("profile", False, "Also profile one step per precision: time by op type.")
 flags.DEFINE_integer("profile_top", 12, "Op types to list with --profile.")
 flags.DEFINE_float("teacher_forcing_p", 1.0, "Teacher-forcing probability (< 1 adds a forward pass).")
@@ -143,11 +144,12 @@ def main(argv):
         "model": f"{FLAGS.layers}x{FLAGS.units} LSTM, K=10, M=20",
         "gflop_per_step": round(flops / 1e9, 1),
     }
-    runs = [(p, g) for p in FLAGS.precisions for g in FLAGS.gradients]
-    for precision, gradients in runs:
+    runs = [(p, g, lay) for p in FLAGS.precisions for g in FLAGS.gradients for lay in FLAGS.layouts]
+    for precision, gradients, layout in runs:
         keras.mixed_precision.set_global_policy(precision)
         keras.utils.set_random_seed(0)
-        trainer = Trainer(config, tf.distribute.get_strategy(), "adam", 1e-4, clipnorm=10.0, gradients=gradients)
+        trainer = Trainer(config, tf.distribute.get_strategy(), "adam", 1e-4, clipnorm=10.0,
+                          gradients=gradients, layout=layout)
         start = time.perf_counter()
         trainer.train(batch, FLAGS.teacher_forcing_p, seed=0)
         warmup = time.perf_counter() - start
@@ -158,7 +160,9 @@ def main(argv):
             float(out["loss"])
             times.append(time.perf_counter() - start)
         seconds = float(np.median(times))
-        name = precision if FLAGS.gradients == ["handwritten"] else f"{precision}/{gradients}"
+        # Named by precision, and by gradients and layout where they are not the defaults alone.
+        chosen = ((gradients, FLAGS.gradients, ["handwritten"]), (layout, FLAGS.layouts, ["layered"]))
+        name = "/".join([precision] + [x for x, asked, default in chosen if asked != default])
         result[name] = {
             "seconds_per_step": round(seconds, 3),
             "first_step_seconds": round(warmup, 1),

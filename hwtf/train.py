@@ -39,6 +39,10 @@ def define_flags() -> None:
     flags.DEFINE_enum("precision", "auto", list(precision_lib.PRECISIONS),
                       "Keras dtype policy; auto: mixed_bfloat16 on a GPU or a CPU with native bfloat16 "
                       "(AMX, AVX-512 BF16), else float32 (emulated bfloat16 trains 7x slower).")
+    flags.DEFINE_enum("layout", "layered", ["layered", "wavefront"],
+                      "How the recurrence runs: one loop per layer, or all layers in one loop (a synthesis model of "
+                      "2 or more layers; the same weights and gradients). Which is faster depends on the host: "
+                      "README, Speed.")
     # Data.
     flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "iamondb"], "Embedded synthetic set or IAM-OnDB.")
     flags.DEFINE_string("data_dir", None, "IAM-OnDB folder or archive (for --dataset=iamondb).")
@@ -185,7 +189,7 @@ class Trainer:
     """
 
     def __init__(self, config, strategy, optimizer: str = "adam", learning_rate=1e-3, clipnorm: float = 10.0,
-                 gradients: str = "handwritten"):
+                 gradients: str = "handwritten", layout: str = "layered"):
         import keras
         import numpy as np
         import tensorflow as tf
@@ -196,6 +200,7 @@ class Trainer:
         with strategy.scope():
             self.model = config.build_model()
             self.model.stack.gradients = gradients  # how the recurrences are differentiated
+            self.model.stack.layout = layout  # and laid out
             if optimizer == "adam":
                 self.optimizer = keras.optimizers.Adam(learning_rate)
             elif optimizer == "rmsprop_graves":
@@ -664,7 +669,7 @@ def main(argv):
     # A non-chief worker saves its checkpoints (a collective step) to scratch.
     save_dir = FLAGS.train_dir if chief else os.path.join(FLAGS.train_dir, f"worker-{strategy.cluster_resolver.task_id}-scratch")
     lr = learning_rate(FLAGS.lr_schedule, FLAGS.learning_rate, FLAGS.steps, FLAGS.lr_decay_steps, FLAGS.lr_decay_rate)
-    trainer = Trainer(config, strategy, FLAGS.optimizer, lr, FLAGS.clipnorm)
+    trainer = Trainer(config, strategy, FLAGS.optimizer, lr, FLAGS.clipnorm, layout=FLAGS.layout)
     managers = restore(trainer, save_dir)
     host = f"{precision_lib.host()}, {policy}"
     loop = Loop(trainer, strategy, config, lr, train_ds, valid_ds, valid_set, managers, chief, host)

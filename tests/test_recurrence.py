@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hwtf.layers.lstm_stack import GRADIENTS, lstm_recurrence, lstm_recurrence_autodiff
+from hwtf.layers.lstm_stack import GRADIENTS, LAYOUTS, lstm_recurrence, lstm_recurrence_autodiff
 
 
 def _reference(proj, recurrent, h, c):
@@ -43,36 +43,48 @@ def test_lstm_recurrence_matches_autodiff(steps, recurrence):
         np.testing.assert_allclose(a.numpy(), r.numpy(), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("gradients", GRADIENTS)
-@pytest.mark.parametrize("window_mixtures", [2, 0], ids=["synthesis", "prediction"])
-def test_stack_gradient_matches_autodiff_of_the_one_step_path(window_mixtures, gradients):
-    """The whole-sequence path (either way of differentiating its loops)
-    against automatic differentiation of the same network unrolled with
-    `step`."""
+@pytest.mark.parametrize(
+    "window_mixtures, lstm_layers, gradients, layout",
+    [(2, 3, "handwritten", "layered"), (0, 3, "handwritten", "layered"), (2, 3, "autodiff", "layered"),
+     (0, 3, "autodiff", "layered"), (2, 3, "handwritten", "wavefront"), (2, 2, "handwritten", "wavefront")],
+    ids=["synthesis", "prediction", "synthesis-autodiff", "prediction-autodiff", "synthesis-wavefront",
+         "synthesis-wavefront-2-layers"],
+)
+def test_stack_gradient_matches_autodiff_of_the_one_step_path(window_mixtures, lstm_layers, gradients, layout):
+    """The whole-sequence path (either way of differentiating its loops,
+    either layout) against automatic differentiation of the same network
+    unrolled with `step`: every weight's gradient of a loss that reads the
+    outputs, window, attention, kappa and final state."""
     from conftest import random_batch
     from hwtf.layers import LSTMStack
 
     rng = np.random.default_rng(3)
-    stack = LSTMStack(lstm_units=6, lstm_layers=3, window_mixtures=window_mixtures, alphabet_size=7)
+    stack = LSTMStack(lstm_units=6, lstm_layers=lstm_layers, window_mixtures=window_mixtures, alphabet_size=7)
     stack.build()
-    stack.gradients = gradients
+    stack.gradients, stack.layout = gradients, layout
     for v in stack.weights:  # larger weights: a sharper test than the initialisation
         v.assign(v.numpy() * 2.0 + rng.normal(size=v.shape) * 0.3)
     batch = random_batch(rng, [9, 6], [4, 3], alphabet_size=7)
     chars = batch["chars"] if window_mixtures else None
     char_lengths = batch["char_lengths"] if window_mixtures else None
-    out_weights = tf.constant(rng.normal(size=(2, 9, 18)), tf.float32)
+    out_weights = tf.constant(rng.normal(size=(2, 9, 6 * lstm_layers)), tf.float32)
     win_weights = tf.constant(rng.normal(size=(2, 9, 7 if window_mixtures else 0)), tf.float32)
     # Gradients that reach the attention and kappa too (their own paths in
     # the hand-written window gradient).
     phi_weights = tf.constant(rng.normal(size=(2, 9, 4)), tf.float32)
     kappa_weights = tf.constant(rng.normal(size=(2, 9, window_mixtures)), tf.float32)
+    # And the final state: the top layer's h, the first layer's c, kappa.
+    final_weights = [tf.constant(rng.normal(size=(2, n)), tf.float32) for n in (6, 6, window_mixtures)]
+
+    def final_loss(state):
+        return sum(tf.reduce_sum(x * w) for x, w in zip((state.h[-1], state.c[0], state.kappa), final_weights))
 
     with tf.GradientTape() as tape:
         out = stack(batch["offsets"], chars, char_lengths)
         loss = tf.reduce_sum(out["outputs"] * out_weights) + tf.reduce_sum(out["window"] * win_weights)
         if window_mixtures:
             loss += tf.reduce_sum(out["phi"] * phi_weights) + tf.reduce_sum(out["kappa"] * kappa_weights)
+        loss += final_loss(out["state"])
     grads = tape.gradient(loss, stack.trainable_variables)
 
     with tf.GradientTape() as tape:
@@ -86,13 +98,15 @@ def test_stack_gradient_matches_autodiff_of_the_one_step_path(window_mixtures, g
             loss += tf.reduce_sum(outputs * out_weights[:, t]) + tf.reduce_sum(state.w * win_weights[:, t])
             if window_mixtures:
                 loss += tf.reduce_sum(phi * mask * phi_weights[:, t]) + tf.reduce_sum(state.kappa * kappa_weights[:, t])
+        loss += final_loss(state)
     want = tape.gradient(loss, stack.trainable_variables)
     for v, g, w in zip(stack.trainable_variables, grads, want):
         np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=2e-4, atol=2e-5, err_msg=v.path)
 
 
-@pytest.mark.parametrize("gradients", GRADIENTS)
-def test_stack_gradient_in_mixed_bfloat16_is_close_to_float32(gradients):
+@pytest.mark.parametrize("gradients, layout", [("handwritten", "layered"), ("autodiff", "layered"),
+                                               ("handwritten", "wavefront")])
+def test_stack_gradient_in_mixed_bfloat16_is_close_to_float32(gradients, layout):
     """The gradients under mixed bfloat16 (matmuls in bfloat16, the window
     and cell state in float32) against the float32 gradients of the same
     weights: equal up to bfloat16's rounding."""
@@ -114,7 +128,7 @@ def test_stack_gradient_in_mixed_bfloat16_is_close_to_float32(gradients):
         try:
             stack = LSTMStack(lstm_units=8, lstm_layers=3, window_mixtures=2, alphabet_size=7)
             stack.build()
-            stack.gradients = gradients
+            stack.gradients, stack.layout = gradients, layout
         finally:
             keras.mixed_precision.set_global_policy("float32")
         if values is None:

@@ -18,6 +18,7 @@ import tensorflow as tf
 from hwtf.layers.window import GaussianWindow, window_step
 
 GRADIENTS = ("handwritten", "autodiff")  # how LSTMStack.call's loops are differentiated
+LAYOUTS = ("layered", "wavefront")  # how they are laid out
 
 
 class StackState(NamedTuple):
@@ -57,6 +58,23 @@ def _lstm_gates(z, c, units):
     g = tf.tanh(z[:, 2 * units : 3 * units])
     c = f * c + i * g
     return o * tf.tanh(c), c, tf.concat([i, f, g, o], -1)
+
+
+def window_step_grads(params, kappa, dw, dkappa, chars_onehot, char_mask, positions, dphi=None):
+    """Backward through one `window_step`: its `params [B, 3K]` and `kappa
+    [B, K]`, and the gradients reaching `w`, `kappa` (and `phi`, or None).
+    Returns `(dp, dkappa_prev)`: the gradient of the exponent `h W + b`
+    `[B, 3K]`, and the one reaching the previous `kappa`."""
+    alpha, beta, step = tf.split(params, 3, -1)  # [B, K]
+    distance = kappa[:, :, None] - positions[None, None, :]  # [B, K, U]
+    bump = tf.exp(-beta[:, :, None] * tf.square(distance))  # [B, K, U]
+    from_w = tf.einsum("bv,buv->bu", dw, chars_onehot) * char_mask
+    dphi = from_w if dphi is None else from_w + dphi
+    d_bump = dphi[:, None, :] * alpha[:, :, None] * bump  # d/d(exponent), [B, K, U]
+    dalpha = tf.reduce_sum(dphi[:, None, :] * bump, -1)
+    dbeta = -tf.reduce_sum(d_bump * tf.square(distance), -1)
+    dkappa = dkappa - 2.0 * tf.reduce_sum(d_bump * beta[:, :, None] * distance, -1)
+    return tf.concat([dalpha * alpha, dbeta * beta, dkappa * step], -1), dkappa  # through exp
 
 
 def _previous(xs, x0, t):
@@ -189,16 +207,10 @@ def windowed_lstm_recurrence(x_proj, recurrent, window_kernel, window_bias, h0, 
 
         def backward(t, dh, dc, dkappa, dw, dzs, dparams):
             # The window at step t.
-            alpha, beta, step = tf.split(params[t], 3, -1)  # [B, K]
-            distance = kappas[t][:, :, None] - positions[None, None, :]  # [B, K, U]
-            bump = tf.exp(-beta[:, :, None] * tf.square(distance))  # [B, K, U]
-            dw = plus(dw, "ws", t)
-            dphi = plus(tf.einsum("bv,buv->bu", dw, chars_onehot) * char_mask, "phis", t)
-            d_bump = dphi[:, None, :] * alpha[:, :, None] * bump  # d/d(exponent), [B, K, U]
-            dalpha = tf.reduce_sum(dphi[:, None, :] * bump, -1)
-            dbeta = -tf.reduce_sum(d_bump * tf.square(distance), -1)
-            dkappa = plus(dkappa, "kappas", t) - 2.0 * tf.reduce_sum(d_bump * beta[:, :, None] * distance, -1)
-            dp = tf.concat([dalpha * alpha, dbeta * beta, dkappa * step], -1)  # through exp, [B, 3K]
+            dp, dkappa = window_step_grads(
+                params[t], kappas[t], plus(dw, "ws", t), plus(dkappa, "kappas", t),
+                chars_onehot, char_mask, positions, None if incoming["phis"] is None else incoming["phis"][t],
+            )
             dh = plus(dh, "hs", t) + tf.matmul(dp, kernel_t)
             # The LSTM at step t.
             dz, dc = _lstm_gate_grads(gates[t], cs[t], _previous(cs, c0, t), dh, dc)
@@ -326,6 +338,11 @@ class LSTMStack(keras.layers.Layer):
         # gradients (tests/test_recurrence.py), and `python -m hwtf.train
         # --recurrence_gradients` picks the faster for the precision.
         self.gradients = "handwritten"
+        # How `call` lays its loops out: "layered" (one loop per layer) or
+        # "wavefront" (hwtf/layers/wavefront.py: all layers in one loop; a
+        # synthesis stack of 2 or more layers, hand-written gradients). Not
+        # part of the model either; `python -m hwtf.train --layout` sets it.
+        self.layout = "layered"
         # The window runs in float32 whatever the policy: kappa accumulates
         # small steps, which bfloat16's 8-bit mantissa would lose.
         self.window = (
@@ -445,6 +462,10 @@ class LSTMStack(keras.layers.Layer):
         autodiff = self.gradients == "autodiff"
         windowed = windowed_lstm_recurrence_autodiff if autodiff else windowed_lstm_recurrence
         recurrence = lstm_recurrence_autodiff if autodiff else lstm_recurrence
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
+        if self.layout == "wavefront" and self.conditional and self.lstm_layers > 1 and not autodiff:
+            return self._wavefront(x_time, x_proj, recurrent, state, chars_onehot, char_mask)
         if self.conditional:
             layer_out, window, kappas, phis, h1, c1, kappa, w = windowed(
                 x_proj, recurrent, tf.convert_to_tensor(self.window.kernel), tf.convert_to_tensor(self.window.bias),
@@ -467,14 +488,36 @@ class LSTMStack(keras.layers.Layer):
             hs_final.append(h)
             cs_final.append(c)
 
+        return self._outputs(outputs, phis, kappas, window, char_mask, StackState(tuple(hs_final), tuple(cs_final), kappa, w))
+
+    def _outputs(self, outputs, phis, kappas, window, char_mask, state):
         to_batch = lambda x: tf.transpose(x, [1, 0, 2])
         return {
             "outputs": to_batch(tf.concat(outputs, -1)),
             "phi": to_batch(phis) * char_mask[:, None, :] if self.conditional else to_batch(phis),
             "kappa": to_batch(kappas),
             "window": to_batch(window),
-            "state": StackState(tuple(hs_final), tuple(cs_final), kappa, w),
+            "state": state,
         }
+
+    def _wavefront(self, x_time, x_proj, recurrent, state, chars_onehot, char_mask):
+        """`call`'s loops as one wavefront (hwtf/layers/wavefront.py)."""
+        from hwtf.layers.wavefront import wavefront_recurrence
+
+        dtype, n_layers = self.compute_dtype, self.lstm_layers
+        projs, kernels = [], []
+        for n in range(1, n_layers):
+            kernel = tf.cast(self.kernels[n], dtype)
+            projs.append(tf.einsum("tbi,ij->tbj", x_time, kernel[:3]) + tf.cast(self.biases[n], dtype))
+            kernels.append(tf.concat([kernel[3:], tf.cast(self.recurrent_kernels[n], dtype)], 0))
+        results = wavefront_recurrence(
+            x_proj, recurrent, tf.convert_to_tensor(self.window.kernel), tf.convert_to_tensor(self.window.bias),
+            state.kappa, state.w, chars_onehot, char_mask, *state.h, *state.c, *projs, *kernels,
+        )
+        hs, (window, kappas, phis) = results[:n_layers], results[n_layers : n_layers + 3]
+        h_last, c_last = results[n_layers + 3 : 2 * n_layers + 3], results[2 * n_layers + 3 : 3 * n_layers + 3]
+        kappa, w = results[3 * n_layers + 3 :]
+        return self._outputs(list(hs), phis, kappas, window, char_mask, StackState(tuple(h_last), tuple(c_last), kappa, w))
 
     # -- one step -----------------------------------------------------------
 
