@@ -30,6 +30,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags
 
 flags.DEFINE_string("model", None, "An exported SavedModel (default: export an untrained 3x400 model).")
+flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"],
+                  "What the untrained model's export computes in (bfloat16: on hosts that have it natively).")
 flags.DEFINE_integer("steps", 300, "Generated steps per timing.")
 flags.DEFINE_integer("repeats", 3, "Timings per figure (the best is kept).")
 flags.DEFINE_integer("steps_per_char", 22, "Points per character for an untrained model (IAM-OnDB: ~21).")
@@ -49,7 +51,7 @@ def main(argv):
 
         alphabet = "".join(chr(c) for c in range(32, 127))
         config = ModelConfig(lstm_units=400, lstm_layers=3, window_mixtures=10, mixtures=20, alphabet=alphabet)
-        path = export(config.build_model(), config, os.path.join(tempfile.mkdtemp(), "graves"))
+        path = export(config.build_model(), config, os.path.join(tempfile.mkdtemp(), "graves"), precision=FLAGS.precision)
     model = tf.saved_model.load(path)
 
     def generate(texts, max_steps):
@@ -73,7 +75,7 @@ def main(argv):
         "benchmark": "sampling",
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "tensorflow": tf.__version__,
-        "model": path if FLAGS.model else "untrained 3x400, K=10, M=20",
+        "model": path if FLAGS.model else f"untrained 3x400, K=10, M=20, {FLAGS.precision}",
     }
     for batch in (1, 64):
         seconds = best_time(lambda: generate([long_text] * batch, FLAGS.steps))
