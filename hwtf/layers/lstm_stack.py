@@ -1,9 +1,10 @@
 """Graves's stack of LSTM layers with skip connections and the soft window.
 
 The same weights run over a whole sequence (training, evaluation: `call`, a
-`tf.while_loop` per layer with hand-written gradients) and one step at a time
-with explicit state (sampling: `step`). The two loops are separate code; they
-share the cell and window arithmetic (`_lstm_gates`, `window_step`), and
+`tf.while_loop` per layer with hand-written gradients, or all layers in one
+loop, `hwtf.layers.wavefront`) and one step at a time with explicit state
+(sampling: `step`). The loops are separate code; they share the cell and
+window arithmetic (`hwtf.layers.cell`, `window_step`), and
 tests/test_recurrence.py checks that they compute the same outputs and
 gradients.
 """
@@ -15,6 +16,8 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
+from hwtf.layers.cell import lstm_gate_grads, lstm_gates, lstm_update, previous, shifted_product, window_step_grads
+from hwtf.layers.wavefront import wavefront_recurrence
 from hwtf.layers.window import GaussianWindow, window_step
 
 GRADIENTS = ("handwritten", "autodiff")  # how LSTMStack.call's loops are differentiated
@@ -31,66 +34,6 @@ class StackState(NamedTuple):
     w: tf.Tensor
 
 
-def _lstm_update(z: tf.Tensor, c: tf.Tensor):
-    """Gate pre-activations `z [B, 4H]` (order i, f, g, o) and `c` -> `(h, c)`."""
-    h, c, _ = _lstm_gates(z, c, z.shape[-1] // 4)
-    return h, c
-
-
-def _lstm_gate_grads(gates, c, c_prev, dh, dc):
-    """Backward through one LSTM update: activated gates `[B, 4H]` (i, f, g, o),
-    the cell `c` and previous cell, and the gradients reaching `h` and `c`.
-    Returns `(dz [B, 4H], dc_prev)`."""
-    i, f, g, o = tf.split(gates, 4, -1)
-    tanh_c = tf.tanh(c)
-    dc = dc + dh * o * (1.0 - tf.square(tanh_c))
-    dz = tf.concat(
-        [dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f), dc * i * (1.0 - tf.square(g)), dh * tanh_c * o * (1.0 - o)],
-        -1,
-    )
-    return dz, dc * f
-
-
-def _lstm_gates(z, c, units):
-    """Forward LSTM update from float32 pre-activations: `(h, c, gates)`."""
-    ifo = tf.sigmoid(tf.concat([z[:, : 2 * units], z[:, 3 * units :]], -1))
-    i, f, o = tf.split(ifo, 3, -1)
-    g = tf.tanh(z[:, 2 * units : 3 * units])
-    c = f * c + i * g
-    return o * tf.tanh(c), c, tf.concat([i, f, g, o], -1)
-
-
-def window_step_grads(params, kappa, dw, dkappa, chars_onehot, char_mask, positions, dphi=None):
-    """Backward through one `window_step`: its `params [B, 3K]` and `kappa
-    [B, K]`, and the gradients reaching `w`, `kappa` (and `phi`, or None).
-    Returns `(dp, dkappa_prev)`: the gradient of the exponent `h W + b`
-    `[B, 3K]`, and the one reaching the previous `kappa`."""
-    alpha, beta, step = tf.split(params, 3, -1)  # [B, K]
-    distance = kappa[:, :, None] - positions[None, None, :]  # [B, K, U]
-    bump = tf.exp(-beta[:, :, None] * tf.square(distance))  # [B, K, U]
-    from_w = tf.einsum("bv,buv->bu", dw, chars_onehot) * char_mask
-    dphi = from_w if dphi is None else from_w + dphi
-    d_bump = dphi[:, None, :] * alpha[:, :, None] * bump  # d/d(exponent), [B, K, U]
-    dalpha = tf.reduce_sum(dphi[:, None, :] * bump, -1)
-    dbeta = -tf.reduce_sum(d_bump * tf.square(distance), -1)
-    dkappa = dkappa - 2.0 * tf.reduce_sum(d_bump * beta[:, :, None] * distance, -1)
-    return tf.concat([dalpha * alpha, dbeta * beta, dkappa * step], -1), dkappa  # through exp
-
-
-def _previous(xs, x0, t):
-    """`xs[t - 1]`, or `x0` at `t = 0`: a step's input state, read without
-    building the shifted `[T, ...]` copy `concat([x0[None], xs[:-1]])`."""
-    return tf.where(t > 0, xs[tf.maximum(t - 1, 0)], x0)
-
-
-def _shifted_product(xs, x0, dz):
-    """`sum_t x_{t-1}^T dz_t` with `x_{-1} = x0`: a kernel's gradient over all
-    steps, from `xs [T, B, I]`, `x0 [B, I]` and `dz [T, B, G]`, without
-    copying `xs` into its shifted `[T, B, I]` form (a slice along the first
-    axis shares its buffer)."""
-    return tf.einsum("tbi,tbg->ig", xs[:-1], dz[1:]) + tf.matmul(x0, dz[0], transpose_a=True)
-
-
 def _windowed_loop(read, steps, recurrent, window_kernel, window_bias, h0, c0, kappa0, w0,
                    chars_onehot, char_mask, save_for_backward):
     """The forward loop of the first layer and the window. `read(t)` is step
@@ -103,7 +46,7 @@ def _windowed_loop(read, steps, recurrent, window_kernel, window_bias, h0, c0, k
 
     def forward(t, h, c, kappa, w, arrays):
         z = read(t) + tf.matmul(tf.cast(tf.concat([w, h], -1), recurrent.dtype), recurrent)
-        h, c, gates = _lstm_gates(tf.cast(z, tf.float32), c, units)
+        h, c, gates = lstm_gates(tf.cast(z, tf.float32), c, units)
         w, phi, kappa, params = window_step(h, kappa, window_kernel, window_bias, chars_onehot, char_mask)
         values = (h, w, kappa, phi, c, gates, params)
         return t + 1, h, c, kappa, w, tuple(a.write(t, v) for a, v in zip(arrays, values))
@@ -127,7 +70,7 @@ def _lstm_loop(read, steps, recurrent, h0, c0, save_for_backward):
 
     def forward(t, h, c, arrays):
         z = tf.cast(read(t) + tf.matmul(tf.cast(h, recurrent.dtype), recurrent), tf.float32)
-        h, c, g = _lstm_gates(z, c, units)
+        h, c, g = lstm_gates(z, c, units)
         return t + 1, h, c, tuple(a.write(t, v) for a, v in zip(arrays, (h, c, g)))
 
     _, h, c, arrays = tf.while_loop(lambda t, *_: t < steps, forward, (0, h0, c0, arrays))
@@ -213,7 +156,7 @@ def windowed_lstm_recurrence(x_proj, recurrent, window_kernel, window_bias, h0, 
             )
             dh = plus(dh, "hs", t) + tf.matmul(dp, kernel_t)
             # The LSTM at step t.
-            dz, dc = _lstm_gate_grads(gates[t], cs[t], _previous(cs, c0, t), dh, dc)
+            dz, dc = lstm_gate_grads(gates[t], cs[t], previous(cs, c0, t), dh, dc)
             dz = tf.cast(dz, x_proj.dtype)
             d_wh = tf.cast(tf.matmul(tf.cast(dz, recurrent.dtype), recurrent_t), tf.float32)
             return t - 1, d_wh[:, v_size:], dc, dkappa, d_wh[:, :v_size], dzs.write(t, dz), dparams.write(t, dp)
@@ -228,7 +171,7 @@ def windowed_lstm_recurrence(x_proj, recurrent, window_kernel, window_bias, h0, 
         cast = lambda x: tf.cast(x, recurrent.dtype)
         # The recurrent kernel's rows are [w_{t-1}, h_{t-1}]'s.
         d_recurrent = tf.concat(
-            [_shifted_product(cast(ws), cast(w0), dz), _shifted_product(cast(hs), cast(h0), dz)], 0
+            [shifted_product(cast(ws), cast(w0), dz), shifted_product(cast(hs), cast(h0), dz)], 0
         )
         d_window_kernel = tf.cast(tf.einsum("tbh,tbk->hk", hs, dp), window_kernel.dtype)
         d_window_bias = tf.cast(tf.reduce_sum(dp, [0, 1]), window_bias.dtype)
@@ -270,7 +213,7 @@ def lstm_recurrence(proj, recurrent, h0, c0):
 
         def backward(t, dh, dc, dz):
             dh = dh + d_hs[t]
-            dz_t, dc = _lstm_gate_grads(gates[t], cs[t], _previous(cs, c0, t), dh, dc)
+            dz_t, dc = lstm_gate_grads(gates[t], cs[t], previous(cs, c0, t), dh, dc)
             dz_t = tf.cast(dz_t, proj.dtype)
             dh = tf.cast(tf.matmul(tf.cast(dz_t, recurrent.dtype), recurrent_t), tf.float32)
             return t - 1, dh, dc, dz.write(t, dz_t)
@@ -281,7 +224,7 @@ def lstm_recurrence(proj, recurrent, h0, c0):
             (steps - 1, tf.cast(d_h_last, tf.float32), tf.cast(d_c_last, tf.float32), dz),
         )
         dz = dz.stack()  # [T, B, 4H]
-        d_recurrent = _shifted_product(
+        d_recurrent = shifted_product(
             tf.cast(hs, recurrent.dtype), tf.cast(h0, recurrent.dtype), tf.cast(dz, recurrent.dtype)
         )
         return dz, d_recurrent, dh0, dc0
@@ -421,7 +364,7 @@ class LSTMStack(keras.layers.Layer):
         """Layer 1 and the window at one step; `x_proj` is `x_t W + b`."""
         hw = tf.concat([w, h], -1) if self.conditional else h
         z = x_proj + tf.matmul(tf.cast(hw, recurrent.dtype), recurrent)
-        h, c = _lstm_update(tf.cast(z, tf.float32), c)
+        h, c = lstm_update(tf.cast(z, tf.float32), c)
         if self.conditional:
             w, phi, kappa = self.window(h, kappa, chars_onehot, char_mask)
         else:
@@ -502,8 +445,6 @@ class LSTMStack(keras.layers.Layer):
 
     def _wavefront(self, x_time, x_proj, recurrent, state, chars_onehot, char_mask):
         """`call`'s loops as one wavefront (hwtf/layers/wavefront.py)."""
-        from hwtf.layers.wavefront import wavefront_recurrence
-
         dtype, n_layers = self.compute_dtype, self.lstm_layers
         projs, kernels = [], []
         for n in range(1, n_layers):
@@ -561,7 +502,7 @@ class LSTMStack(keras.layers.Layer):
         for n, (kernel, bias) in enumerate(upper, start=1):
             inputs = tf.concat([x, tf.cast(w, dtype), tf.cast(below, dtype), tf.cast(state.h[n], dtype)], -1)
             z = tf.matmul(inputs, kernel) + bias
-            below, c_n = _lstm_update(tf.cast(z, tf.float32), state.c[n])
+            below, c_n = lstm_update(tf.cast(z, tf.float32), state.c[n])
             hs.append(below)
             cs.append(c_n)
         return tf.concat(hs, -1), StackState(tuple(hs), tuple(cs), kappa, w), phi

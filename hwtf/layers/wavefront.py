@@ -7,7 +7,7 @@ layer n - 1's output of the iteration before. Each iteration's L products
 are independent of one another, so they overlap, at the price of reading the
 layer below inside the loop (one `[B, V + 2H] x [V + 2H, 4H]` product per
 upper layer instead of a large product outside it). The backward pass runs
-the same way in reverse, hand-written as `lstm_recurrence`'s: one product
+the same way in reverse, hand-written as `hwtf.layers.lstm_stack.lstm_recurrence`'s: one product
 per layer and iteration, the kernels' gradients as large products after it.
 Same weights and the same mathematics as the layered stack
 (tests/test_recurrence.py checks outputs and gradients against it).
@@ -17,12 +17,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from hwtf.layers.lstm_stack import _lstm_gate_grads, _lstm_gates, _previous, _shifted_product, window_step_grads
+from hwtf.layers.cell import lstm_gate_grads, lstm_gates, previous, shifted_product, window_step_grads
 from hwtf.layers.window import window_step
-
-
-def _where(valid, new, old):
-    return tf.where(valid, new, old)
 
 
 @tf.custom_gradient
@@ -64,10 +60,10 @@ def wavefront_recurrence(x_proj, recurrent, window_kernel, window_bias, kappa0, 
         valid = s < steps
         t = tf.minimum(s, steps - 1)
         z = x_proj[t] + tf.matmul(tf.cast(tf.concat([recent_ws[0], hs[0]], -1), recurrent.dtype), recurrent)
-        h, c, gates = _lstm_gates(tf.cast(z, tf.float32), cs[0], units)
+        h, c, gates = lstm_gates(tf.cast(z, tf.float32), cs[0], units)
         w, phi, new_kappa, params = window_step(h, kappa, window_kernel, window_bias, chars_onehot, char_mask)
-        new_hs.append(_where(valid, h, hs[0]))
-        new_cs.append(_where(valid, c, cs[0]))
+        new_hs.append(tf.where(valid, h, hs[0]))
+        new_cs.append(tf.where(valid, c, cs[0]))
         new_layer_arrays.append(tuple(a.write(s, x) for a, x in zip(layer_arrays[0], (h, c, gates))))
         window_arrays = tuple(a.write(s, x) for a, x in zip(window_arrays, (w, new_kappa, phi, params)))
         for n in range(1, n_layers):
@@ -75,12 +71,12 @@ def wavefront_recurrence(x_proj, recurrent, window_kernel, window_bias, kappa0, 
             t = tf.clip_by_value(s - n, 0, steps - 1)
             inputs = tf.concat([recent_ws[n - 1], hs[n - 1], hs[n]], -1)
             z = projs[n - 1][t] + tf.matmul(tf.cast(inputs, kernels[n - 1].dtype), kernels[n - 1])
-            h, c, gates = _lstm_gates(tf.cast(z, tf.float32), cs[n], units)
-            new_hs.append(_where(valid, h, hs[n]))
-            new_cs.append(_where(valid, c, cs[n]))
+            h, c, gates = lstm_gates(tf.cast(z, tf.float32), cs[n], units)
+            new_hs.append(tf.where(valid, h, hs[n]))
+            new_cs.append(tf.where(valid, c, cs[n]))
             new_layer_arrays.append(tuple(a.write(s, x) for a, x in zip(layer_arrays[n], (h, c, gates))))
-        recent_ws = (_where(s < steps, w, recent_ws[0]),) + recent_ws[:-1]
-        kappa = _where(s < steps, new_kappa, kappa)
+        recent_ws = (tf.where(s < steps, w, recent_ws[0]),) + recent_ws[:-1]
+        kappa = tf.where(s < steps, new_kappa, kappa)
         return s + 1, tuple(new_hs), tuple(new_cs), kappa, recent_ws, tuple(new_layer_arrays), window_arrays
 
     _, h_last, c_last, kappa_last, recent_ws, layer_arrays, window_arrays = tf.while_loop(
@@ -134,22 +130,22 @@ def wavefront_recurrence(x_proj, recurrent, window_kernel, window_bias, kappa0, 
                         chars_onehot, char_mask, positions, at(d_phis, t),
                     )
                     dh = dh + tf.matmul(dp, window_kernel_t)
-                dz, dc_new = _lstm_gate_grads(gates[t], cs[t], _previous(cs, c0s[n], t), dh, dc[n])
-                dz = _where(valid, dz, tf.zeros_like(dz))
-                new_dc[n] = _where(valid, dc_new, dc[n])
+                dz, dc_new = lstm_gate_grads(gates[t], cs[t], previous(cs, c0s[n], t), dh, dc[n])
+                dz = tf.where(valid, dz, tf.zeros_like(dz))
+                new_dc[n] = tf.where(valid, dc_new, dc[n])
                 if n == 0:
                     dz = tf.cast(dz, x_proj.dtype)
                     d_in = tf.cast(tf.matmul(tf.cast(dz, recurrent.dtype), recurrent_t), tf.float32)
-                    dw_rec = _where(valid, d_in[:, :v_size], dw_rec)
-                    new_dh_rec[0] = _where(valid, d_in[:, v_size:], dh_rec[0])
-                    dkappa = _where(valid, dkappa_new, dkappa)
-                    dp_array = dp_array.write(r, _where(valid, dp, tf.zeros_like(dp)))
+                    dw_rec = tf.where(valid, d_in[:, :v_size], dw_rec)
+                    new_dh_rec[0] = tf.where(valid, d_in[:, v_size:], dh_rec[0])
+                    dkappa = tf.where(valid, dkappa_new, dkappa)
+                    dp_array = dp_array.write(r, tf.where(valid, dp, tf.zeros_like(dp)))
                 else:
                     dz = tf.cast(dz, projs[n - 1].dtype)
                     d_in = tf.cast(tf.matmul(tf.cast(dz, kernels[n - 1].dtype), kernels_t[n - 1]), tf.float32)
                     sent_dw[n] = d_in[:, :v_size]
                     new_dh_above[n - 1] = d_in[:, v_size : v_size + units]
-                    new_dh_rec[n] = _where(valid, d_in[:, v_size + units :], dh_rec[n])
+                    new_dh_rec[n] = tf.where(valid, d_in[:, v_size + units :], dh_rec[n])
                 new_arrays[n] = dz_arrays[n].write(r, dz)
             # Layer n's window gradient is for layer 1's time minus n.
             pending_dw = tuple(
@@ -173,8 +169,8 @@ def wavefront_recurrence(x_proj, recurrent, window_kernel, window_bias, kappa0, 
         cast = lambda x, like: tf.cast(x, like.dtype)
         dz0 = cast(dzs[0], recurrent)
         d_recurrent = tf.concat(
-            [_shifted_product(cast(ws, recurrent), cast(w0, recurrent), dz0),
-             _shifted_product(cast(hs[0], recurrent), cast(h0s[0], recurrent), dz0)], 0
+            [shifted_product(cast(ws, recurrent), cast(w0, recurrent), dz0),
+             shifted_product(cast(hs[0], recurrent), cast(h0s[0], recurrent), dz0)], 0
         )
         d_window_kernel = tf.cast(tf.einsum("tbh,tbk->hk", hs[0], dp), window_kernel.dtype)
         d_window_bias = tf.cast(tf.reduce_sum(dp, [0, 1]), window_bias.dtype)
@@ -184,7 +180,7 @@ def wavefront_recurrence(x_proj, recurrent, window_kernel, window_bias, kappa0, 
             d_kernels.append(tf.concat([
                 tf.einsum("tbi,tbg->ig", cast(ws, k), dz),
                 tf.einsum("tbi,tbg->ig", cast(hs[n - 1], k), dz),
-                _shifted_product(cast(hs[n], k), cast(h0s[n], k), dz),
+                shifted_product(cast(hs[n], k), cast(h0s[n], k), dz),
             ], 0))
         return (tf.cast(dzs[0], x_proj.dtype), d_recurrent, d_window_kernel, d_window_bias, dkappa0, dw0, None, None,
                 *dh0s, *dc0s, *[cast(dzs[n], projs[n - 1]) for n in range(1, n_layers)], *d_kernels)
