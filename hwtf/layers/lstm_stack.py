@@ -278,8 +278,9 @@ class LSTMStack(keras.layers.Layer):
         # How `call`'s loops are differentiated: "handwritten" (the
         # `custom_gradient`s above) or "autodiff" (TensorFlow's gradient of
         # the same loops). Not part of the model: the two compute the same
-        # gradients (tests/test_recurrence.py), and `python -m hwtf.train
-        # --recurrence_gradients` picks the faster for the precision.
+        # gradients (tests/test_recurrence.py); `benchmarks/train_step.py
+        # --gradients` times both, and the hand-written ones are the faster
+        # in either precision (README, "Speed"), so training uses them.
         self.gradients = "handwritten"
         # How `call` lays its loops out: "layered" (one loop per layer) or
         # "wavefront" (hwtf/layers/wavefront.py: all layers in one loop; a
