@@ -33,7 +33,7 @@ import tensorflow as tf  # noqa: E402
 from hwtf.data.strokes import Alphabet
 from hwtf.model import HandwritingModel, ModelConfig, prime_state, sample_loop
 from hwtf.precision import POLICIES
-from hwtf.writer import STYLES_FILE
+from hwtf.writer import SCORE_FEATURES, SCORE_LINEAR, SCORE_SQUARE, STYLES_FILE, UNFINISHED_PENALTY
 
 CONFIG_FILE = "hwtf_config.json"
 # The bound on a generated line's points per character of the longest text in
@@ -207,40 +207,43 @@ class HandwritingModule(tf.Module):
 
     def _score(self, out, text, max_steps):
         """How legible each written line should be, from the model's own
-        signals (higher is better):
-
-            2.3 x how firmly the attention rested on each character (the mean
-                  over characters of the largest phi any point gave it)
-          - 2.1 x ln(height / width per character)  (cramped lines read badly)
-          + 2   x the share of characters the attention rested on most at
-                  some point (skipped words score low)
-          - 4   if the line never finished (ran to `max_steps`).
-
-        The weights come from 64 testset_v texts written 4 times each by the
-        shipped model at bias 0.75 and read by Tesseract (README, "Best of
-        N"): within a text's candidates, CER fell as the attention's peaks
-        rose (correlation -0.38) and rose with the height over width per
-        character (+0.43). The model's likelihood of its own ink rose with
-        CER (+0.25), so it is not used."""
+        signals (higher is better): `hwtf.writer.candidate_score` of its
+        `candidate_features`, computed in the graph. A quadratic in how
+        firmly the attention rested on each character, the line's height
+        over width per character, its points, pen lifts and width per
+        character and its longest step, fitted to Tesseract's readings of
+        lines the shipped model wrote (docs/fit_best_of_n.py), less
+        `UNFINISHED_PENALTY` for a line that ran to `max_steps`. The model's
+        likelihood of its own ink rose with CER (+0.25), so it is not used."""
         lengths, phi, strokes = out["lengths"], out["phi"], out["strokes"]
         steps, chars_max = tf.shape(phi)[1], tf.shape(phi)[2]
         chars = tf.strings.length(text, unit="UTF8_CHAR")
         n_chars = tf.cast(tf.maximum(chars, 1), tf.float32)
         time_mask = tf.sequence_mask(lengths, steps, dtype=tf.float32)  # [R, T]
         char_mask = tf.sequence_mask(chars, chars_max, dtype=tf.float32)  # [R, U]
-        peaks = tf.reduce_max(phi * time_mask[..., None], 1)  # [R, U]
-        peak = tf.reduce_sum(peaks * char_mask, 1) / n_chars
-        rested = tf.one_hot(tf.argmax(phi, -1, output_type=tf.int32), chars_max) * time_mask[..., None]
-        coverage = tf.reduce_sum(tf.reduce_max(rested, 1) * char_mask, 1) / n_chars
-        unfinished = tf.cast(lengths >= max_steps, tf.float32)
+        valid = time_mask > 0
         points = tf.cumsum(strokes[..., :2], axis=1)
         big = tf.constant(1e9)
-        valid = time_mask[..., None] > 0
-        span = tf.reduce_max(tf.where(valid, points, -big), 1) - tf.reduce_min(tf.where(valid, points, big), 1)
-        span = tf.where(lengths[:, None] > 0, span, 1.0)  # [R, 2]: width, height
-        aspect = tf.maximum(span[:, 1], 1e-6) / tf.maximum(span[:, 0] / n_chars, 1e-6)
-        score = 2.3 * peak - 2.1 * tf.math.log(aspect) + 2.0 * coverage - 4.0 * unfinished
-        return tf.where(tf.math.is_finite(score), score, -1e9)
+        span = (tf.reduce_max(tf.where(valid[..., None], points, -big), 1)
+                - tf.reduce_min(tf.where(valid[..., None], points, big), 1))
+        span = tf.maximum(tf.where(lengths[:, None] > 0, span, 1.0), 1e-6)  # [R, 2]: width, height
+        step_length = tf.where(valid, tf.norm(strokes[..., :2], axis=-1), big)  # [R, T], padding last
+        ordered = tf.sort(step_length, axis=1)
+        median = tf.gather(ordered, tf.maximum(lengths - 1, 0) // 2, axis=1, batch_dims=1)
+        longest = tf.reduce_max(tf.where(valid, step_length, 0.0), 1)
+        lifts = tf.reduce_sum(strokes[..., 2] * time_mask, 1)
+        features = {
+            "peak": tf.reduce_sum(tf.reduce_max(phi * time_mask[..., None], 1) * char_mask, 1) / n_chars,
+            "log_aspect": tf.math.log(span[:, 1] / (span[:, 0] / n_chars)),
+            "log_points_per_char": tf.math.log(tf.maximum(tf.cast(lengths, tf.float32), 1.0) / n_chars),
+            "log_strokes_per_char": tf.math.log(tf.maximum(lifts, 1.0) / n_chars),
+            "log_width_per_char": tf.math.log(span[:, 0] / n_chars),
+            "log_longest_step": tf.math.log(tf.maximum(longest, 1e-6) / tf.maximum(median, 1e-6)),
+        }
+        score = tf.add_n([SCORE_LINEAR[k] * features[k] + SCORE_SQUARE[k] * tf.square(features[k])
+                          for k in SCORE_FEATURES])
+        score -= UNFINISHED_PENALTY * tf.cast(lengths >= max_steps, tf.float32)
+        return tf.where(tf.math.is_finite(score) & (lengths > 0), score, -1e9)
 
     def scribble(self, num_steps, bias, seed):
         """Unconditional handwriting (prediction models): `num_steps` points."""
@@ -468,7 +471,7 @@ def reexport(source: str, export_dir: str | None = None, precision: str | None =
     `precision` ("float32" or "mixed_bfloat16": the weights are float32
     either way). Its styles are kept (the README's pictures prime with them;
     `python -m hwtf.styles` rewrites them), or written anew with
-    `restyle`; the model card is kept. `export_dir` defaults to
+    `restyle`; the model card is kept, or copied to `export_dir`. `export_dir` defaults to
     `source` (replaced in place)."""
     config = ModelConfig.load(os.path.join(source, CONFIG_FILE))
     loaded = tf.saved_model.load(source)
@@ -477,7 +480,14 @@ def reexport(source: str, export_dir: str | None = None, precision: str | None =
     model = _build_in(config, precision)
     _copy_weights(model, loaded.weights, source)
     # In place too: the new export is written beside the source, then swapped.
-    return export(model, config, export_dir or source, precision, styles_from=None if restyle else source)
+    path = export(model, config, export_dir or source, precision, styles_from=None if restyle else source)
+    # The same weights, so the same model card, wherever the export went.
+    card = os.path.join(source, MODEL_CARD)
+    if os.path.isfile(card) and not os.path.isfile(os.path.join(path, MODEL_CARD)):
+        import shutil
+
+        shutil.copy2(card, os.path.join(path, MODEL_CARD))
+    return path
 
 
 def main(argv):

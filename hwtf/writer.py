@@ -63,6 +63,33 @@ STEPS_PER_CHAR = 40
 # line's length: a 2,000-character line took 2.4 GB and 36 s. Longer texts are
 # wrapped into lines (`wrap_text`); a longer line is refused.
 MAX_LINE_CHARS = 200
+# Best-of-N writing's score (the export's `generate_best`): a quadratic in
+# these features of each candidate, higher for the line Tesseract should read
+# better (`candidate_features` defines them; the export computes the same in
+# its graph). Fitted by `docs/fit_best_of_n.py` on 192 testset_v texts
+# written 8 times each by the shipped model at bias 0.75, none of them the
+# legibility set's 64 (README, "Writing the words asked for").
+SCORE_FEATURES = ("peak", "log_aspect", "log_points_per_char", "log_strokes_per_char", "log_width_per_char",
+                  "log_longest_step")
+SCORE_LINEAR = {
+    "peak": 0.1981,
+    "log_aspect": 0.2851,
+    "log_points_per_char": 1.418,
+    "log_strokes_per_char": -0.005081,
+    "log_width_per_char": 0.7132,
+    "log_longest_step": -0.1237,
+}
+SCORE_SQUARE = {
+    "peak": -0.01128,
+    "log_aspect": -0.2262,
+    "log_points_per_char": -0.2055,
+    "log_strokes_per_char": -0.1867,
+    "log_width_per_char": -0.0511,
+    "log_longest_step": 0.01013,
+}
+# A line that ran to its bound on points never finished: this much is taken
+# off its score (a rule, not fitted: no candidate of the fit ran out).
+UNFINISHED_PENALTY = 4.0
 # An export's built-in styles (`hwtf.styles` writes them): lines the model
 # wrote itself, kept beside the SavedModel.
 STYLES_FILE = "styles.json"
@@ -115,6 +142,56 @@ class Ink(NamedTuple):
         from hwtf.data.strokes import offsets_to_strokes
 
         return offsets_to_strokes(self.offsets)
+
+
+def candidate_features(offsets: np.ndarray, phi: np.ndarray, chars: int, finished: bool = True) -> dict:
+    """What best-of-N writing knows of one written line: its offsets `[T, 3]`
+    (data units), its attention `phi [T, chars]`, and its text's length.
+
+    - `peak`: how firmly the attention rested on each character, the mean
+      over characters of the largest phi any point gave it;
+    - `coverage`: the share of characters the attention rested on most at
+      some point (skipped words lower it);
+    - `log_aspect`: ln(height / width per character) (cramped lines);
+    - `log_points_per_char`, `log_strokes_per_char` (pen lifts: printed
+      letters lift more than joined ones), `log_width_per_char`;
+    - `log_longest_step`: ln(longest step / the lower median step), a
+      runaway stroke;
+    - `backward`: the share of steps where the most-attended character went
+      back; `last_on_end`: whether the last point attends the last character;
+    - `unfinished`: 1 if the line ran to its bound on points.
+    """
+    n = max(int(chars), 1)
+    offsets = np.asarray(offsets, np.float64).reshape(-1, 3)
+    phi = np.asarray(phi, np.float64).reshape(len(offsets), -1)
+    if len(offsets) == 0:
+        return dict.fromkeys(("peak", "coverage", "log_aspect", "log_points_per_char", "log_strokes_per_char",
+                              "log_width_per_char", "log_longest_step", "backward", "last_on_end"), 0.0) | {
+            "unfinished": float(not finished)}
+    focus = phi.argmax(1) if phi.shape[1] else np.zeros(len(offsets), int)
+    points = np.cumsum(offsets[:, :2], 0)
+    width, height = np.maximum(points.max(0) - points.min(0), 1e-6)
+    steps = np.hypot(offsets[:, 0], offsets[:, 1])
+    median = np.sort(steps)[(len(steps) - 1) // 2]
+    return {
+        "peak": float(phi.max(0).sum() / n) if phi.shape[1] else 0.0,
+        "coverage": len(set(focus.tolist())) / n if phi.shape[1] else 0.0,
+        "log_aspect": float(np.log(height / (width / n))),
+        "log_points_per_char": float(np.log(len(offsets) / n)),
+        "log_strokes_per_char": float(np.log(max(offsets[:, 2].sum(), 1.0) / n)),
+        "log_width_per_char": float(np.log(width / n)),
+        "log_longest_step": float(np.log(max(steps.max(), 1e-6) / max(median, 1e-6))),
+        "backward": float(np.mean(np.diff(focus) < 0)) if len(focus) > 1 else 0.0,
+        "last_on_end": float(focus[-1] == n - 1),
+        "unfinished": float(not finished),
+    }
+
+
+def candidate_score(features: dict) -> float:
+    """Best-of-N's score of a line from its `candidate_features` (higher:
+    should read better); what the export's `generate_best` computes."""
+    score = sum(SCORE_LINEAR[k] * features[k] + SCORE_SQUARE[k] * features[k] ** 2 for k in SCORE_FEATURES)
+    return float(score - UNFINISHED_PENALTY * features["unfinished"])
 
 
 def resample_stroke(stroke, spacing: float):

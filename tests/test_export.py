@@ -280,7 +280,10 @@ def test_an_export_computes_in_float32_whatever_its_model_trained_in(tmp_path, t
     assert not computes_in_bfloat16(plain) and computes_in_bfloat16(half)
     # The same weights: float32 and bfloat16 agree as far as bfloat16 goes.
     np.testing.assert_allclose(log_prob(plain), log_prob(half), rtol=0.02)
+    (tmp_path / "half" / "README.md").write_text("# a model card\n")
     assert computes_in_bfloat16(reexport(half, str(tmp_path / "kept")))
+    # The same weights keep their model card, wherever they are exported.
+    assert (tmp_path / "kept" / "README.md").read_text() == "# a model card\n"
     again = reexport(half, str(tmp_path / "again"), precision="float32")
     assert not computes_in_bfloat16(again)
     np.testing.assert_allclose(log_prob(again), log_prob(plain), rtol=1e-6)

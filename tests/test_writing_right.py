@@ -241,6 +241,28 @@ def test_generate_best_keeps_one_of_its_candidates(loaded):
         assert matches, b
 
 
+def test_generate_best_scores_as_candidate_score_does(loaded):
+    """The export's in-graph score is `hwtf.writer.candidate_score`, the
+    score docs/fit_best_of_n.py fits: the best of a text's candidates scores
+    their largest `candidate_score`, and is the one that has it."""
+    from hwtf.writer import candidate_features, candidate_score
+
+    texts, n = ["abc de", "a longer line."], 3
+    args = dict(bias=tf.constant(0.5), seed=tf.constant(7, tf.int64), max_steps=tf.constant(160))
+    best = loaded.generate_best(text=tf.constant(texts), candidates=tf.constant(n), **args)
+    every = loaded.generate(text=tf.constant([t for t in texts for _ in range(n)]), **args)
+    lengths, strokes, phi = (every[k].numpy() for k in ("lengths", "strokes", "phi"))
+    for b, text in enumerate(texts):
+        scores = []
+        for row in range(b * n, b * n + n):
+            m = lengths[row]
+            found = candidate_features(strokes[row, :m], phi[row, :m, : len(text)], len(text), m < 160)
+            scores.append(candidate_score(found))
+        assert len(set(np.round(scores, 3))) == n, scores  # the candidates differ
+        np.testing.assert_allclose(best["score"].numpy()[b], max(scores), rtol=1e-4, atol=1e-4)
+        assert best["lengths"].numpy()[b] == lengths[b * n + int(np.argmax(scores))]
+
+
 def test_cli_candidates(tmp_path, exported):
     out = tmp_path / "best.svg"
     proc = _sample_cli(f"--model={exported[0]}", "--text=abc", "--candidates=3", f"--out={out}")

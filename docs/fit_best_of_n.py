@@ -1,0 +1,175 @@
+"""Fits the weights of best-of-N writing's score (`hwtf.export`'s `_score`).
+
+    python docs/fit_best_of_n.py --collect --work_dir=/tmp/best_of_n    # write, read, save features
+    python docs/fit_best_of_n.py --work_dir=/tmp/best_of_n              # fit and compare
+
+`--collect` writes `--fit_texts` texts of `testset_v` (12 to 60 characters,
+after the legibility set's first `--eval_texts`, so that the fit never sees
+the texts it is judged on) and the legibility set's own texts, each
+`--candidates` times at `--bias`, reads every line with Tesseract and saves
+each candidate's features (`features`, below) and CER to
+`WORK_DIR/candidates.npz` (numbers only; keep it outside the repository:
+they are measurements of IAM-OnDB texts).
+
+The fit then takes `hwtf.writer.SCORE_FEATURES` and their squares, standardises
+them, takes out each text's mean (only the differences between a text's
+candidates matter to the choice) and fits the CER by ridge regression on
+the fit texts. It prints the score's weights on the raw features and, on the
+legibility set's texts (first 4 of their candidates), the mean CER and lines
+with CER > 0.5 of a random candidate, of the current score's choice, of the
+fitted one's and of the best candidate (Tesseract's own choice, the
+ceiling); and the same mean CERs cross-validated over all the texts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+from absl import app, flags
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_bool("collect", False, "Write, read and save the candidates' features (else: fit).")
+flags.DEFINE_string("work_dir", None, "Where the features are saved (outside the repository).", required=True)
+flags.DEFINE_string("model", os.path.join(REPO, "saved_models", "iamondb-synthesis"), "An exported synthesis model.")
+flags.DEFINE_string("data_dir", os.path.join(REPO, "..", "shared", "data", "iamondb.tar.xz"), "IAM-OnDB archive or folder.")
+flags.DEFINE_integer("eval_texts", 64, "The legibility set's texts (judged on, never fitted on).")
+flags.DEFINE_integer("fit_texts", 192, "Texts after them to fit on.")
+flags.DEFINE_integer("candidates", 8, "Candidates per text.")
+flags.DEFINE_float("bias", 0.75, "Sampling bias.")
+flags.DEFINE_float("ridge", 1.0, "Ridge penalty, in units of the fit's rows.")
+flags.DEFINE_integer("judged_candidates", 4, "Candidates per text the choice is judged among.")
+
+# `hwtf.writer.candidate_features`, in the order saved.
+FEATURES = ("peak", "coverage", "log_aspect", "unfinished", "log_points_per_char", "backward",
+            "log_strokes_per_char", "log_width_per_char", "log_longest_step", "last_on_end")
+
+
+def features(offsets: np.ndarray, phi: np.ndarray, chars: int, finished: bool) -> list[float]:
+    """One candidate's features (`FEATURES`, in order)."""
+    from hwtf.writer import candidate_features
+
+    found = candidate_features(offsets, phi, chars, finished)
+    return [found[name] for name in FEATURES]
+
+
+def collect() -> None:
+    from hwtf import legibility
+    from hwtf.data import dataset as dataset_lib
+    from hwtf.writer import Writer
+
+    data = dataset_lib.load("iamondb", ["testset_v"], FLAGS.data_dir, None)
+    writer = Writer.load(FLAGS.model)
+    index = legibility.choose_lines(data, FLAGS.eval_texts + FLAGS.fit_texts)
+    texts = [legibility._normal(data.texts[i]) for i in index]
+    scale = legibility.pixels_per_unit(float(writer.config.normalizer_lib.mean[0]))
+    n, rows, cers = FLAGS.candidates, [], []
+    for first in range(0, len(texts), 16):
+        batch = [t for t in texts[first : first + 16] for _ in range(n)]
+        ink = writer.write(batch, FLAGS.bias, 0, steps_per_char=40)
+        rows.extend(features(line.offsets, line.phi, len(line.text), line.finished) for line in ink)
+        readings = legibility.render_and_read([line.strokes for line in ink], scale)
+        cers.extend(legibility.character_error_rate([r], [t]) for r, t in zip(readings, batch))
+        print(f"{min(first + 16, len(texts))} of {len(texts)} texts", flush=True)
+    os.makedirs(FLAGS.work_dir, exist_ok=True)
+    np.savez(os.path.join(FLAGS.work_dir, "candidates.npz"),
+             features=np.array(rows).reshape(len(texts), n, len(FEATURES)),
+             cer=np.array(cers).reshape(len(texts), n), eval_texts=FLAGS.eval_texts, bias=FLAGS.bias)
+
+
+def current_score(x: np.ndarray) -> np.ndarray:
+    """The export's score before this fit (2026-11-30 to 2026-12-02), from the
+    same features."""
+    f = {name: x[..., i] for i, name in enumerate(FEATURES)}
+    return 2.3 * f["peak"] - 2.1 * f["log_aspect"] + 2.0 * f["coverage"] - 4.0 * f["unfinished"]
+
+
+def judged(cer: np.ndarray, score: np.ndarray) -> dict:
+    pick = cer[np.arange(len(cer)), score.argmax(1)]
+    return {"mean_cer": round(float(pick.mean()), 3), "lines_over_half": int((pick > 0.5).sum())}
+
+
+# The fitted score's features (with their squares), `hwtf.writer.SCORE_FEATURES`:
+# dropping each of the others in turn moved the cross-validated CER by under 0.001.
+def design(x: np.ndarray) -> np.ndarray:
+    """The fitted score's inputs: the `SCORE_FEATURES` and their squares."""
+    from hwtf.writer import SCORE_FEATURES
+
+    scored = x[..., [FEATURES.index(name) for name in SCORE_FEATURES]]
+    return np.concatenate([scored, np.square(scored)], -1)
+
+
+def fit() -> None:
+    saved = np.load(os.path.join(FLAGS.work_dir, "candidates.npz"), allow_pickle=False)
+    x, cer, split = saved["features"], saved["cer"], int(saved["eval_texts"])
+    d = design(x)
+    mean, std = d[split:].reshape(-1, d.shape[-1]).mean(0), d[split:].reshape(-1, d.shape[-1]).std(0) + 1e-9
+    z = (d - mean) / std
+    centred = z - z.mean(1, keepdims=True)
+    cer_fit = cer[split:]
+    a = centred[split:].reshape(-1, d.shape[-1])
+    b = (cer_fit - cer_fit.mean(1, keepdims=True)).reshape(-1)
+    w = np.linalg.solve(a.T @ a + FLAGS.ridge * np.eye(a.shape[1]), a.T @ b)
+    # The score is -CER's prediction on the raw features (constants dropped):
+    # sum over SCORE_FEATURES of linear * f + square * f^2; higher is better.
+    raw = -w / std
+    from hwtf.writer import SCORE_FEATURES
+
+    names = list(SCORE_FEATURES)
+    k = FLAGS.judged_candidates
+    ev_cer = cer[:split, :k]
+    fitted = lambda rows: -(z[rows, :k] @ w)
+    result = {
+        "bias": float(saved["bias"]), "fit_texts": int(len(cer_fit)), "eval_texts": split, "judged_among": k,
+        "score_linear": {n: float(f"{v:.4g}") for n, v in zip(names, raw[: len(names)])},
+        "score_square": {n: float(f"{v:.4g}") for n, v in zip(names, raw[len(names):])},
+        "random": {"mean_cer": round(float(ev_cer.mean()), 3),
+                   "lines_over_half": round(float((ev_cer > 0.5).sum(0).mean()), 2)},
+        "current_score": judged(ev_cer, current_score(x[:split, :k])),
+        "fitted_score": judged(ev_cer, fitted(slice(0, split))),
+        "oracle": judged(ev_cer, -ev_cer),
+        "fit_texts_random": round(float(cer_fit[:, :k].mean()), 3),
+        "fit_texts_current": judged(cer_fit[:, :k], current_score(x[split:, :k])),
+        "fit_texts_fitted": judged(cer_fit[:, :k], fitted(slice(split, None))),
+        "cross_validated": cross_validate(x, cer, k),
+    }
+    print(json.dumps(result, indent=1))
+
+
+def cross_validate(x: np.ndarray, cer: np.ndarray, k: int, repeats: int = 20, folds: int = 4) -> dict:
+    """Mean CER of each choice over all texts, the fitted score refitted on
+    3/4 of them and judged on the rest, `repeats` random splits."""
+    rng = np.random.default_rng(0)
+    d = design(x)
+    picks = {"random": [], "current_score": [], "fitted_score": [], "oracle": []}
+    for _ in range(repeats):
+        order = rng.permutation(len(x))
+        for held in np.array_split(order, folds):
+            train = np.setdiff1d(order, held)
+            mean, std = d[train].reshape(-1, d.shape[-1]).mean(0), d[train].reshape(-1, d.shape[-1]).std(0) + 1e-9
+            z = (d - mean) / std
+            centred = z - z.mean(1, keepdims=True)
+            a = centred[train].reshape(-1, d.shape[-1])
+            b = (cer[train] - cer[train].mean(1, keepdims=True)).reshape(-1)
+            w = np.linalg.solve(a.T @ a + FLAGS.ridge * np.eye(a.shape[1]), a.T @ b)
+            c = cer[held, :k]
+            rows = np.arange(len(held))
+            picks["random"].append(c.mean())
+            picks["current_score"].append(c[rows, current_score(x[held, :k]).argmax(1)].mean())
+            picks["fitted_score"].append(c[rows, (-(z[held, :k] @ w)).argmax(1)].mean())
+            picks["oracle"].append(c.min(1).mean())
+    return {name: round(float(np.mean(v)), 4) for name, v in picks.items()}
+
+
+def main(argv):
+    del argv
+    collect() if FLAGS.collect else fit()
+
+
+if __name__ == "__main__":
+    app.run(main)
