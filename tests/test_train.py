@@ -114,7 +114,7 @@ def test_read_scalars_gives_the_logged_validation_curve(ci_run):
     from hwtf import precision
 
     (step, note), = summaries.read_texts(copied, "run/host")
-    assert step == 0 and note == f"{precision.host()}, {precision.resolve('auto')[0]}"
+    assert step == 0 and note == f"{precision.host()}, float32"  # flags/ci.cfg's precision
     assert summaries.stints(copied) == [(0, 0.0, note)]
     noted = os.path.join(os.path.dirname(train_dir), "noted")
     summaries.copy_scalars(copied, noted, {10: "Other host, mixed_bfloat16", 30: note, 35: note})
