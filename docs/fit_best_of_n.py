@@ -104,20 +104,28 @@ def design(x: np.ndarray) -> np.ndarray:
     return np.concatenate([scored, np.square(scored)], -1)
 
 
+def ridge_fit(d: np.ndarray, cer: np.ndarray, rows) -> tuple[np.ndarray, np.ndarray]:
+    """Fits the CER of texts `rows` from their design `d [texts, N, F]`: the
+    features standardised over those rows, each text's mean taken out (only
+    a text's differences between candidates matter to the choice), ridge
+    regression. Returns `(z, w)`: every text's standardised design and the
+    weights; `-(z @ w)` scores the candidates (higher is better)."""
+    mean, std = d[rows].reshape(-1, d.shape[-1]).mean(0), d[rows].reshape(-1, d.shape[-1]).std(0) + 1e-9
+    z = (d - mean) / std
+    a = (z - z.mean(1, keepdims=True))[rows].reshape(-1, d.shape[-1])
+    b = (cer[rows] - cer[rows].mean(1, keepdims=True)).reshape(-1)
+    return z, np.linalg.solve(a.T @ a + FLAGS.ridge * np.eye(a.shape[1]), a.T @ b)
+
+
 def fit() -> None:
     saved = np.load(os.path.join(FLAGS.work_dir, "candidates.npz"), allow_pickle=False)
     x, cer, split = saved["features"], saved["cer"], int(saved["eval_texts"])
     d = design(x)
-    mean, std = d[split:].reshape(-1, d.shape[-1]).mean(0), d[split:].reshape(-1, d.shape[-1]).std(0) + 1e-9
-    z = (d - mean) / std
-    centred = z - z.mean(1, keepdims=True)
     cer_fit = cer[split:]
-    a = centred[split:].reshape(-1, d.shape[-1])
-    b = (cer_fit - cer_fit.mean(1, keepdims=True)).reshape(-1)
-    w = np.linalg.solve(a.T @ a + FLAGS.ridge * np.eye(a.shape[1]), a.T @ b)
+    z, w = ridge_fit(d, cer, slice(split, None))
     # The score is -CER's prediction on the raw features (constants dropped):
     # sum over SCORE_FEATURES of linear * f + square * f^2; higher is better.
-    raw = -w / std
+    raw = -w / (d[split:].reshape(-1, d.shape[-1]).std(0) + 1e-9)
     from hwtf.writer import SCORE_FEATURES
 
     names = list(SCORE_FEATURES)
@@ -150,13 +158,7 @@ def cross_validate(x: np.ndarray, cer: np.ndarray, k: int, repeats: int = 20, fo
     for _ in range(repeats):
         order = rng.permutation(len(x))
         for held in np.array_split(order, folds):
-            train = np.setdiff1d(order, held)
-            mean, std = d[train].reshape(-1, d.shape[-1]).mean(0), d[train].reshape(-1, d.shape[-1]).std(0) + 1e-9
-            z = (d - mean) / std
-            centred = z - z.mean(1, keepdims=True)
-            a = centred[train].reshape(-1, d.shape[-1])
-            b = (cer[train] - cer[train].mean(1, keepdims=True)).reshape(-1)
-            w = np.linalg.solve(a.T @ a + FLAGS.ridge * np.eye(a.shape[1]), a.T @ b)
+            z, w = ridge_fit(d, cer, np.setdiff1d(order, held))
             c = cer[held, :k]
             rows = np.arange(len(held))
             picks["random"].append(c.mean())
