@@ -321,6 +321,10 @@ def validate_flags() -> None:
         raise app.UsageError(f"--learning_rate={FLAGS.learning_rate:g}: must be a positive number")
     if not (math.isfinite(FLAGS.clipnorm) and FLAGS.clipnorm >= 0):
         raise app.UsageError(f"--clipnorm={FLAGS.clipnorm:g}: must be 0 (off) or positive")
+    if FLAGS.layout == "wavefront" and (FLAGS.model != "synthesis" or FLAGS.lstm_layers < 2):
+        raise app.UsageError(f"--layout=wavefront: needs --model=synthesis and --lstm_layers of 2 or more "
+                             f"(got --model={FLAGS.model}, --lstm_layers={FLAGS.lstm_layers}); "
+                             "use --layout=layered")
     if not 0.0 <= FLAGS.teacher_forcing_floor <= 1.0:
         raise app.UsageError(f"--teacher_forcing_floor={FLAGS.teacher_forcing_floor:g}: must be in [0, 1]")
     from hwtf import cli

@@ -546,8 +546,10 @@ def test_a_time_limit_ends_the_run_at_the_step_reached_as_its_last(ci_run, tmp_p
 @pytest.mark.parametrize("flags, message", [
     (["--time_limit=-1"], "--time_limit=-1.0: must be minutes"),
     (["--time_limit=5", "--strategy=multi_worker"], "--time_limit cannot end a multi_worker run"),
+    (["--layout=wavefront", "--lstm_layers=1"], "--layout=wavefront: needs --model=synthesis and --lstm_layers"),
+    (["--layout=wavefront", "--model=prediction"], "--layout=wavefront: needs --model=synthesis"),
 ])
-def test_a_bad_time_limit_is_refused(tmp_path, flags, message):
+def test_a_bad_time_limit_or_layout_is_refused(tmp_path, flags, message):
     train_dir = tmp_path / "run"
     proc = subprocess.run(_train_command(str(train_dir), *flags), cwd=REPO, capture_output=True, text=True,
                           timeout=300)
