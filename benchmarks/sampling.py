@@ -15,6 +15,13 @@ matrix products, window and head, and a draw from the mixture with
 `tf.random.categorical` and a normal, without hwtf's stop rule, per-row
 seeds, outputs or XLA. It is what the export's sampler should match; hosts
 differ tenfold in speed, so compare the two columns of one run.
+
+`floor_ms_per_step_batch_*` is what the step's matrix products alone cost
+here (the layers', the window's and the head's, one after another as the
+step runs them, nothing else): the fastest of float32 and bfloat16, each
+with and without XLA (`floor_kind_batch_*` says which;
+`floors_ms_per_step_batch_*` gives all four). No sampler of this
+network can step faster on this host, whatever it does with the rest.
 """
 
 from __future__ import annotations
@@ -84,6 +91,17 @@ def main(argv):
         plain = plain_loop(model, batch, len(long_text), FLAGS.steps)
         seconds = best_time(plain)
         result[f"plain_ms_per_step_batch_{batch}"] = round(1000 * seconds / FLAGS.steps, 3)
+    for batch in (1, 64):
+        floors = {
+            f"{dtype}{', XLA' if jit else ''}": best_time(products_only(model, batch, FLAGS.steps, dtype, jit))
+            for dtype in ("float32", "bfloat16") for jit in (False, True)
+        }
+        kind = min(floors, key=floors.get)
+        result[f"floor_ms_per_step_batch_{batch}"] = round(1000 * floors[kind] / FLAGS.steps, 3)
+        result[f"floor_kind_batch_{batch}"] = kind
+        result[f"floors_ms_per_step_batch_{batch}"] = {
+            name: round(1000 * seconds / FLAGS.steps, 3) for name, seconds in floors.items()
+        }
     lengths = generate([LINE], 40 * len(LINE))
     trained = lengths[0] < 40 * len(LINE)
     budget = int(lengths[0]) if trained else FLAGS.steps_per_char * len(LINE)
@@ -93,17 +111,58 @@ def main(argv):
     print(json.dumps(result))
 
 
+def _network_sizes(model) -> tuple[int, int, int, int, int]:
+    """(units, layers, window mixtures K, mixtures M, window width V) of an export."""
+    import json as json_lib
+
+    config = json_lib.loads(model.config()["config"].numpy().decode())
+    return (config["lstm_units"], config["lstm_layers"], config["window_mixtures"], config["mixtures"],
+            len(config["alphabet"]) + 2)
+
+
+def products_only(model, batch: int, steps: int, dtype: str, jit: bool):
+    """`steps` steps of only the export's network's matrix products, in
+    `dtype`, each step's products in the order the step needs them (a layer's
+    input is the one below's output): a function that runs them."""
+    import tensorflow as tf
+
+    units, layers, k, m, v = _network_sizes(model)
+    rng = tf.random.Generator.from_seed(0)
+
+    def weight(*shape):
+        return tf.cast(rng.normal(shape, stddev=0.05), dtype)
+
+    first = weight(3 + v + units, 4 * units)
+    upper = [weight(3 + v + 2 * units, 4 * units) for _ in range(layers - 1)]
+    window, head = weight(units, 3 * k), weight(layers * units, 1 + 6 * m)
+    # Stands in for the window's [B, U] x [B, U, V] product with the text.
+    text = weight(3 * k, v)
+
+    def body(t, x, hs):
+        h = tf.tanh(tf.matmul(tf.concat([x, hs[0]], -1), first)[:, :units])  # bounded, never denormal
+        new_h = [h]
+        x = tf.concat([x[:, :3], tf.matmul(tf.matmul(h, window), text)], -1)
+        for n, kernel in enumerate(upper, start=1):
+            h = tf.tanh(tf.matmul(tf.concat([x, h, hs[n]], -1), kernel)[:, :units])
+            new_h.append(h)
+        out = tf.matmul(tf.concat(new_h, -1), head)
+        return t + 1, tf.concat([tf.tanh(out[:, :3]), tf.tanh(x[:, 3:])], -1), new_h
+
+    @tf.function(jit_compile=jit)
+    def run():
+        start = (tf.constant(0), tf.zeros([batch, 3 + v], dtype), [tf.zeros([batch, units], dtype)] * layers)
+        return tf.while_loop(lambda t, *_: t < steps, body, start)[1]
+
+    return lambda: run().numpy()
+
+
 def plain_loop(model, batch: int, chars: int, steps: int):
     """`steps` steps of the export's network (its sizes, random weights: the
     time does not depend on their values) as a plain float32 `tf.while_loop`:
     a function that runs them."""
-    import json as json_lib
-
     import tensorflow as tf
 
-    config = json_lib.loads(model.config()["config"].numpy().decode())
-    units, layers, k = config["lstm_units"], config["lstm_layers"], config["window_mixtures"]
-    m, v = config["mixtures"], len(config["alphabet"]) + 2
+    units, layers, k, m, v = _network_sizes(model)
     rng = tf.random.Generator.from_seed(0)
 
     def weight(*shape):
