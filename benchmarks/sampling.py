@@ -7,7 +7,8 @@ Prints one JSON object: milliseconds per generated step at batch 1 and at
 batch 64 (a fixed number of steps, the stop condition disabled by a long
 text), and the seconds to write a 30-character line (to its stop condition
 for a trained model; `steps_per_char` points per character for an untrained
-one, whose attention never reaches the end).
+one, whose attention never reaches the end), and the seconds to read a
+600-point priming line (`generate_primed`, one point written after it).
 
 `plain_ms_per_step_batch_*` times, in the same sitting, the plainest loop of
 the same network: one `tf.while_loop` in a `tf.function`, float32, the same
@@ -32,6 +33,8 @@ import platform
 import tempfile
 import time
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags
@@ -45,6 +48,7 @@ flags.DEFINE_integer("steps_per_char", 22, "Points per character for an untraine
 FLAGS = flags.FLAGS
 
 LINE = "The quick brown fox jumps over"  # 30 characters
+PRIME_POINTS = 600  # a priming line of IAM-OnDB: ~620 points
 
 
 def main(argv):
@@ -108,6 +112,19 @@ def main(argv):
     result["line_30_chars_seconds"] = round(best_time(lambda: generate([LINE], budget)), 3)
     result["line_30_chars_steps"] = budget
     result["line_stopped_by_attention"] = bool(trained)
+    # Priming: reading a 600-point line of a 28-character text (random ink:
+    # the time does not depend on it) and writing one point after it.
+    rng = np.random.default_rng(0)
+    prime = np.concatenate([rng.normal(0.0, 5.0, [1, PRIME_POINTS, 2]),
+                            (rng.random([1, PRIME_POINTS, 1]) < 0.05)], -1).astype(np.float32)
+
+    def primed():
+        model.generate_primed(
+            text=tf.constant(["hi"]), prime_strokes=tf.constant(prime), prime_text=tf.constant([LINE[:28]]),
+            bias=tf.constant(0.5), seed=tf.constant(1, tf.int64), max_steps=tf.constant(1),
+        )["lengths"].numpy()
+
+    result[f"prime_{PRIME_POINTS}_points_seconds"] = round(best_time(primed), 3)
     print(json.dumps(result))
 
 

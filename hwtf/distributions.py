@@ -27,6 +27,7 @@ density finite (and its gradients free of NaN) at degenerate parameters.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import tensorflow as tf
@@ -143,11 +144,23 @@ def sample_rows(params: MixtureParams, seed: tf.Tensor) -> tf.Tensor:
 
 
 def row_noise(batch, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """The random numbers of `sample_rows`: uniforms `u [B, 2]` and normals
-    `z [B, 2]`, row b's depending only on `seed` and b."""
+    """The random numbers of `sample_rows`: uniforms `u [B, 2]` in [0, 1) and
+    standard normals `z [B, 2]`, row b's depending only on `seed` and b.
+
+    They are made from Philox's raw 32-bit words (`[B, 4]`), which
+    TensorFlow's CPU kernels and XLA produce bit for bit alike, where their
+    float uniforms and normals differ: the top 24 bits of a word give a
+    uniform, and a Box-Muller transform of two uniforms gives two normals. So
+    a seed draws the same numbers inside the sampler's XLA-compiled loop and
+    outside it (up to the last bit of `log` and `cos`)."""
     seed = tf.cast(seed, tf.int64)
-    seed_uniform, seed_normal = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    return tf.random.stateless_uniform([batch, 2], seed_uniform), tf.random.stateless_normal([batch, 2], seed_normal)
+    words = tf.random.stateless_uniform(
+        [batch, 4], seed, minval=None, maxval=None, dtype=tf.uint32, alg="philox"
+    )
+    uniform = tf.cast(tf.bitwise.right_shift(words, tf.constant(8, tf.uint32)), tf.float32) * (1.0 / (1 << 24))
+    radius = tf.sqrt(-2.0 * tf.math.log(1.0 - uniform[:, 2]))  # 1 - u lies in (0, 1]
+    angle = (2.0 * math.pi) * uniform[:, 3]
+    return uniform[:, :2], tf.stack([radius * tf.cos(angle), radius * tf.sin(angle)], -1)
 
 
 def draw_rows(params: MixtureParams, u: tf.Tensor, z: tf.Tensor) -> tf.Tensor:

@@ -17,8 +17,9 @@ line holds is the draw its own predicted distribution and its step's seed
 give (the replay test).
 
 `tests/golden/demo_figures.json` was written by `python tests/test_golden.py
---record` (with the code of 2026-12-01). Rewrite it only when a change means
-to alter the model or sampling, and say so in its commit.
+--record` with the code of 2026-12-03 (the sampler's random numbers now come
+from Philox's raw words, `distributions.row_noise`). Rewrite it only when a
+change means to alter the model or sampling, and say so in its commit.
 """
 
 import json

@@ -76,6 +76,32 @@ def test_sample_loop_stops_after_the_text_and_is_seeded(tiny_config):
     np.testing.assert_array_equal(offsets.numpy()[1, n.numpy()[1] :], 0.0)
 
 
+@pytest.mark.parametrize("max_steps", [400, 45])
+def test_sample_loop_writes_the_same_lines_whatever_its_chunk(tiny_config, monkeypatch, max_steps):
+    """`sample_loop` runs its steps SAMPLE_CHUNK at a time in one XLA call;
+    the chunk is how the loop is run, not what it draws: 7 steps a chunk
+    (lines that end in different chunks, max_steps not a multiple of it)
+    writes what one chunk for the whole line writes."""
+    from hwtf import model as model_lib
+
+    model = tiny_config.build_model()
+    chars = tf.constant([[2, 3, 4, 5, 6], [5, 0, 0, 0, 0], [0, 0, 0, 0, 0], [7, 8, 0, 0, 0]])
+    lengths = tf.constant([5, 1, 0, 2])
+    seed = tf.constant([3, 9])
+    monkeypatch.setattr(model_lib, "SAMPLE_CHUNK", 1024)
+    whole = sample_loop(model, 4, chars, lengths, bias=0.5, seed=seed, max_steps=max_steps)
+    monkeypatch.setattr(model_lib, "SAMPLE_CHUNK", 7)
+    chunked = sample_loop(model, 4, chars, lengths, bias=0.5, seed=seed, max_steps=max_steps)
+    n = whole[1].numpy()
+    assert len(set(n // 7)) > 1 and n.max() > 7, n  # the lines end in different chunks
+    np.testing.assert_array_equal(chunked[1].numpy(), n)
+    assert chunked[0].shape == whole[0].shape == (4, n.max(), 3)
+    np.testing.assert_allclose(chunked[0].numpy(), whole[0].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(chunked[2].numpy(), whole[2].numpy(), rtol=1e-5, atol=1e-6)
+    if max_steps == 45:
+        assert n.max() == 45
+
+
 def _handful_of_lines():
     """Four short lines of regular, learnable ink: loops along a baseline."""
     rng = np.random.default_rng(5)
