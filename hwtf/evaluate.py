@@ -194,6 +194,7 @@ def _main_legibility(data, split: str) -> None:
           f"{result['lines']} lines ({result['chars']} characters), seed {FLAGS.seed}")
     row = "  {:<16} CER {:.3f}  mean line CER {:.3f}  lines over 0.5: {:.3f}{}"
     print(row.format("real ink", result["real"]["cer"], result["real"]["mean_cer"], result["real"]["share_over_half"], ""))
+    print(row.format("neat print", result["print"]["cer"], result["print"]["mean_cer"], result["print"]["share_over_half"], ""))
     for key, out in result["generated"].items():
         print(row.format(f"bias {key}", out["cer"], out["mean_cer"], out["share_over_half"],
                          f"  {out['seconds_per_line']:.2f} s/line"))

@@ -171,8 +171,9 @@ def legibility(model_path: str, data, lines: int = 32, biases: Sequence[float] =
         rates best, `Writer.write(candidates=N)`).
 
     Returns:
-      `{"lines", "chars", "pixels_per_unit", "real": {...}, "generated":
-      {key: {...}}}`; the key is the bias (`"0.5"`) or, for N > 1
+      `{"lines", "chars", "pixels_per_unit", "real": {...}, "print": {...},
+      "generated": {key: {...}}}` (`print`: the texts in a neat printed
+      hand, `synthetic.NEAT`, Tesseract's floor on them); the key is the bias (`"0.5"`) or, for N > 1
       candidates, the bias and N (`"0.5 x4"`); each entry has `cer` (edits
       over characters, all lines pooled), `mean_cer` (the mean of the lines'
       CERs), `share_over_half` (lines with CER > 0.5), `line_cers`,
@@ -180,6 +181,7 @@ def legibility(model_path: str, data, lines: int = 32, biases: Sequence[float] =
     """
     import time
 
+    from hwtf.data import synthetic
     from hwtf.data.strokes import offsets_to_strokes
     from hwtf.writer import Writer
 
@@ -203,6 +205,10 @@ def legibility(model_path: str, data, lines: int = 32, biases: Sequence[float] =
         }
 
     real = render_and_read([offsets_to_strokes(data.offsets[i]) for i in index], scale, keep_dir, "real")
+    # The same texts in a neat printed hand (`synthetic.NEAT`): what Tesseract
+    # makes of each text when the writing is not at fault.
+    neat = [synthetic.write(t, np.random.default_rng([seed, i]), synthetic.NEAT) for i, t in enumerate(texts)]
+    printed = render_and_read(neat, scale, keep_dir, "print")
     result = {
         "model": model_path,
         "lines": len(texts),
@@ -211,6 +217,7 @@ def legibility(model_path: str, data, lines: int = 32, biases: Sequence[float] =
         "seed": seed,
         "texts": texts,
         "real": scored(real),
+        "print": scored(printed),
         "generated": {},
     }
     for bias in biases:

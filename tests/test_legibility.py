@@ -95,15 +95,18 @@ def test_evaluate_legibility_command(exported, tmp_path):
     assert result["lines"] == 3 and set(result["generated"]) == {"0", "2", "0 x2", "2 x2"}
     assert result["generated"]["2 x2"]["candidates"] == 2 and result["generated"]["2 x2"]["seconds_per_line"] > 0
     assert len(result["real"]["readings"]) == 3
-    for r in [result["real"], *result["generated"].values()]:
+    for r in [result["real"], result["print"], *result["generated"].values()]:
         # Each CER is what its readings score against the texts.
         assert len(r["readings"]) == 3
         assert r["cer"] == pytest.approx(legibility.character_error_rate(r["readings"], result["texts"]))
         assert r["mean_cer"] == pytest.approx(np.mean(r["line_cers"]))
         assert r["share_over_half"] == pytest.approx(np.mean([c > 0.5 for c in r["line_cers"]]))
     assert len(os.listdir(tmp_path)) >= 3  # the real lines at least were kept
-    # An untrained model's scribbles are far less legible than real ink.
+    # An untrained model's scribbles are far less legible than real ink, and
+    # the same texts in a neat print are read best of all.
     assert result["generated"]["0"]["cer"] > result["real"]["cer"]
+    assert len(result["print"]["readings"]) == 3
+    assert result["print"]["cer"] < min(0.3, result["real"]["cer"])
 
 
 def test_evaluate_legibility_refuses_a_training_directory(tmp_path):

@@ -320,10 +320,20 @@ def _sample_pen(points: np.ndarray, stroke: np.ndarray, writer: _Writer, rng) ->
     return [piece.astype(np.float32) for piece in np.split(xy, cuts)]
 
 
-def write(text: str, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-    """Strokes of `text` in a random writer's hand: float32 `[n_i, 2]` each,
-    IAM-OnDB units, y up."""
-    writer = _Writer.sample(rng)
+# A neat printed hand: the print font upright on a straight baseline, at the
+# middle of the sampled sizes and speeds, with the least tablet noise. The
+# legibility report (`hwtf.legibility`) writes its texts in it, to show how
+# well Tesseract reads each text when nothing is wrong with the writing.
+NEAT = _Writer(
+    font="futural", x_height=135.0, width=1.1, slant=0.0, letter_gap=-0.05, word_gap=0.9, tilt=0.0,
+    wave=(0.0, 20.0, 0.0), step=sum(STEP) / 2, speed_noise=SPEED_NOISE[0], jitter=0.3,
+)
+
+
+def write(text: str, rng: np.random.Generator, writer: _Writer | None = None) -> tuple[np.ndarray, ...]:
+    """Strokes of `text` in a random writer's hand (or `writer`'s, such as
+    `NEAT`): float32 `[n_i, 2]` each, IAM-OnDB units, y up."""
+    writer = writer or _Writer.sample(rng)
     points, stroke = _layout(text, writer, rng)
     return tuple(_sample_pen(points, stroke, writer, rng))
 
