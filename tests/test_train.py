@@ -580,3 +580,44 @@ def test_a_step_in_the_wavefront_layout_updates_as_the_layered_one(tiny_config):
     # Adam moves every weight by about the learning rate: equal to far less.
     for a, b in zip(weights, wf_weights):
         np.testing.assert_allclose(b, a, atol=1e-5)
+
+
+def test_widen_writes_as_the_run_did_and_trains_on(ci_run, tmp_path):
+    """`python -m hwtf.widen`: the run's checkpoint with more units a layer
+    scores a batch as the narrow one does (the new units' outgoing weights
+    are zero), resumes at the same step, and training moves those weights."""
+    import dataclasses
+
+    from hwtf.model import ModelConfig, nll
+
+    train_dir, _ = ci_run
+    wide_dir = str(tmp_path / "wide")
+    widen = [sys.executable, "-m", "hwtf.widen", "--flagfile=flags/ci.cfg", f"--train_dir={train_dir}"]
+    narrower = subprocess.run(widen + ["--lstm_units=16", f"--out={wide_dir}"], cwd=REPO, capture_output=True,
+                              text=True, timeout=120)
+    assert narrower.returncode != 0 and "--lstm_units=16: the run has 32 units a layer" in narrower.stderr
+    _run(widen + ["--lstm_units=48", f"--out={wide_dir}"])
+    narrow_config = ModelConfig.load(os.path.join(train_dir, "config.json"))
+    wide_config = ModelConfig.load(os.path.join(wide_dir, "config.json"))
+    assert dataclasses.replace(wide_config, lstm_units=32) == narrow_config and wide_config.lstm_units == 48
+    assert tf.train.latest_checkpoint(wide_dir).endswith("ckpt-40")
+
+    def restored(config, path):
+        model = config.build_model()
+        tf.train.Checkpoint(model=model).restore(path).expect_partial()
+        return model
+
+    narrow = restored(narrow_config, tf.train.latest_checkpoint(train_dir))
+    wide = restored(wide_config, tf.train.latest_checkpoint(wide_dir))
+    batch = random_batch(np.random.default_rng(3), [40, 25, 9], [7, 4, 2], narrow.stack.alphabet_size)
+    np.testing.assert_allclose(nll(wide, batch)["loss"].numpy(), nll(narrow, batch)["loss"].numpy(), rtol=1e-5)
+    head = wide.head.dense.kernel.numpy()
+    new_rows = np.concatenate([head[n * 48 + 32 : (n + 1) * 48] for n in range(2)])
+    assert not np.any(new_rows) and np.any(wide.stack.recurrent_kernels[0].numpy()[:, 32:48])
+
+    log = _run(_train_command(wide_dir, "--lstm_units=48", "--steps=45", "--export_dir=", "--image_every=0",
+                              "--eval_every=1000"))
+    assert re.search(r"resumed from .*ckpt-40 at step 40", log), log[-2000:]
+    assert np.isfinite(_logged_losses(log)[45])
+    trained = restored(wide_config, tf.train.latest_checkpoint(wide_dir)).head.dense.kernel.numpy()
+    assert np.any(np.concatenate([trained[n * 48 + 32 : (n + 1) * 48] for n in range(2)]))
