@@ -31,7 +31,7 @@ if __name__ == "__main__":  # python -m hwtf.export: silence TensorFlow's start-
 import tensorflow as tf  # noqa: E402
 
 from hwtf.data.strokes import Alphabet
-from hwtf.model import HandwritingModel, ModelConfig, prime_state, sample_loop
+from hwtf.model import HandwritingModel, ModelConfig, pad_chars, prime_state, sample_loop
 from hwtf.precision import POLICIES
 from hwtf.writer import SCORE_FEATURES, SCORE_LINEAR, SCORE_SQUARE, STYLES_FILE, UNFINISHED_PENALTY
 
@@ -100,9 +100,11 @@ class HandwritingModule(tf.Module):
         return self._normalize(tf.zeros([batch, 3]))
 
     def _generate(self, text, bias, seed, max_steps, prime=None):
-        tf.debugging.Assert(
+        check = tf.debugging.Assert(
             tf.math.is_finite(bias) & (bias >= 0.0), ["bias must be a finite number >= 0, got", bias]
         )
+        with tf.control_dependencies([check]):  # before the bias is used
+            bias = tf.identity(bias)
         chars, char_lengths = self._encode(text)
         batch = tf.shape(text)[0]
         # No call runs unbounded: at most MAX_STEPS_PER_CHAR points a character
@@ -114,7 +116,7 @@ class HandwritingModule(tf.Module):
         if prime is not None:
             prime_offsets, prime_lengths, prime_chars = prime
             chars_onehot, char_mask = self._keras_model().stack.encode_chars(
-                tf.pad(chars, [[0, 0], [0, 1]]), char_lengths
+                pad_chars(chars), char_lengths
             )
             state, first = prime_state(self._keras_model(), prime_offsets, prime_lengths, chars_onehot, char_mask)
             # Where the attention stands as the prime's last point is read: the
@@ -151,10 +153,14 @@ class HandwritingModule(tf.Module):
         `prime_text + " " + text` and then writes on; only the new strokes
         are returned.
         """
-        tf.debugging.Assert(tf.shape(prime_strokes)[1] > 0, ["prime_strokes has no points"])
-        tf.debugging.Assert(
-            tf.reduce_all(tf.math.is_finite(prime_strokes)), ["prime_strokes has non-finite values"]
-        )
+        checks = [
+            tf.debugging.Assert(tf.shape(prime_strokes)[1] > 0, ["prime_strokes has no points"]),
+            tf.debugging.Assert(
+                tf.reduce_all(tf.math.is_finite(prime_strokes)), ["prime_strokes has non-finite values"]
+            ),
+        ]
+        with tf.control_dependencies(checks):  # before anything reads the strokes
+            prime_strokes = tf.identity(prime_strokes)
         nonzero = tf.reduce_any(tf.not_equal(prime_strokes, 0.0), -1)  # [B, P]
         positions = tf.range(1, tf.shape(prime_strokes)[1] + 1)
         prime_lengths = tf.reduce_max(tf.where(nonzero, positions[None, :], 0), -1)

@@ -257,6 +257,22 @@ def nll(model: HandwritingModel, batch: dict, teacher_forcing=1.0, seed=None) ->
 SAMPLE_CHUNK = 64
 
 
+# The width a sampling loop pads its texts to, in characters (`pad_chars`).
+CHAR_BUCKET = 16
+
+
+def pad_chars(chars):
+    """`chars [B, U]` padded with `Alphabet.PAD` to a width past the longest
+    text, where `phi(t, U)` is read (the stop rule), rounded up to a multiple
+    of CHAR_BUCKET: XLA compiles the sampling loop anew for each width it
+    sees, a second or two each on a CPU, so texts of 20 and 25 characters
+    should share one. Padding is masked out of the window, so it changes
+    nothing written."""
+    u = tf.shape(chars)[1]
+    width = (u + CHAR_BUCKET) // CHAR_BUCKET * CHAR_BUCKET  # >= u + 1
+    return tf.pad(chars, [[0, 0], [0, width - u]], constant_values=strokes_lib.Alphabet.PAD)
+
+
 def sample_loop(
     model: HandwritingModel,
     batch_size,
@@ -295,8 +311,8 @@ def sample_loop(
     state = initial_state or model.stack.initial_state(batch_size)
     x = tf.zeros([batch_size, 3]) if first_input is None else tf.cast(first_input, tf.float32)
     if model.conditional:
-        # One padded position past the longest text, where phi(t, U) is read.
-        chars = tf.pad(chars, [[0, 0], [0, 1]])
+        text_width = tf.shape(chars)[1]
+        chars = pad_chars(chars)
         chars_onehot, char_mask = model.stack.encode_chars(chars, char_lengths)
         done = tf.equal(char_lengths, 0)
         u = tf.shape(chars)[1]
@@ -364,7 +380,7 @@ def sample_loop(
 
     offsets = stack(xs, 3)
     phi = stack(phis, u)
-    return offsets, lengths, phi[:, :, : tf.maximum(u - 1, 0)] if model.conditional else phi
+    return offsets, lengths, phi[:, :, :text_width] if model.conditional else phi
 
 
 def prime_state(model: HandwritingModel, offsets, lengths, chars_onehot=None, char_mask=None):

@@ -102,6 +102,28 @@ def test_sample_loop_writes_the_same_lines_whatever_its_chunk(tiny_config, monke
         assert n.max() == 45
 
 
+def test_texts_are_padded_to_a_few_widths_and_padding_writes_nothing(tiny_config):
+    """XLA compiles the sampling loop once per text width: `pad_chars` rounds
+    widths up to CHAR_BUCKET (past the longest text, where the stop rule
+    reads), and extra padding does not change a line."""
+    from hwtf.model import CHAR_BUCKET, pad_chars
+
+    for u in (0, 1, CHAR_BUCKET - 1, CHAR_BUCKET, 40):
+        width = pad_chars(tf.ones([2, u], tf.int32)).shape[1]
+        assert width % CHAR_BUCKET == 0 and u < width <= u + CHAR_BUCKET, (u, width)
+    model = tiny_config.build_model()
+    chars = tf.constant([[2, 3, 4, 5, 6], [5, 7, 0, 0, 0]])
+    lengths = tf.constant([5, 2])
+    plain = sample_loop(model, 2, chars, lengths, bias=0.5, seed=tf.constant([4, 4]), max_steps=80)
+    wider = sample_loop(model, 2, tf.pad(chars, [[0, 0], [0, 20]]), lengths, bias=0.5, seed=tf.constant([4, 4]),
+                        max_steps=80)
+    np.testing.assert_array_equal(wider[1].numpy(), plain[1].numpy())
+    np.testing.assert_allclose(wider[0].numpy(), plain[0].numpy(), rtol=1e-5, atol=1e-6)
+    assert plain[2].shape[2] == 5 and wider[2].shape[2] == 25
+    np.testing.assert_allclose(wider[2].numpy()[:, :, :5], plain[2].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(wider[2].numpy()[:, :, 5:], 0.0)
+
+
 def _handful_of_lines():
     """Four short lines of regular, learnable ink: loops along a baseline."""
     rng = np.random.default_rng(5)
