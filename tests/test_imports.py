@@ -22,6 +22,7 @@ LAYERS = [
     # Commands.
     ["hwtf.data.__main__", "hwtf.evaluate", "hwtf.sample", "hwtf.serve", "hwtf.train"],
     ["hwtf.stint_state"],  # a command built on train's
+    ["hwtf.widen"],  # a command built on stint_state's
 ]
 PACKAGES = ["hwtf", "hwtf.data"]  # empty __init__s
 
