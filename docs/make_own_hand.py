@@ -30,7 +30,7 @@ from hwtf.data import synthetic  # noqa: E402
 from hwtf.data.strokes import offsets_to_strokes  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", os.path.join(REPO, "runs", "quickstart", "export"), "Exported synthesis model.")
+flags.DEFINE_string("model", os.path.join(REPO, "saved_models", "synthetic-demo"), "Exported synthesis model.")
 flags.DEFINE_string("style_text", "a line in my own hand", "What the writers' ink says.")
 flags.DEFINE_string("text", "the model writes on in it", "What the model writes in each hand.")
 flags.DEFINE_multi_integer("writer_seeds", [11, 4], "Seeds of the synthetic writers (one row pair each).")
