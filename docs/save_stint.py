@@ -1,6 +1,7 @@
 """Keeps a training stint for the next session: the run's latest checkpoint
-(with the optimizer's state, so that training resumes exactly), its
-config.json and its scalar curves, in a folder to commit.
+packed (`hwtf.packed`: everything exact but the optimizer's moments, which
+are rounded to bfloat16, so that training resumes as it was at two thirds of
+the size), its config.json and its scalar curves, in a folder to commit.
 
     python docs/save_stint.py --train_dir=runs/iamondb --out=checkpoints/iamondb
 
@@ -8,7 +9,8 @@ Replaces `--out`. Its curves keep the run's notes of where each stretch of
 it trained (host and precision: `hwtf.summaries.stints`); `--note=STEP=TEXT`
 adds one for a stretch that trained before runs wrote them. The sample pictures of the run's TensorBoard events are
 left out (their titles quote the validation texts, which are IAM-OnDB's).
-Resume with `cp -r checkpoints/iamondb runs/iamondb` and the run's flagfile.
+Resume with `cp -r checkpoints/iamondb runs/iamondb` and the run's flagfile:
+`hwtf.train` unpacks the checkpoint there.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def main(argv):
     del argv
     import tensorflow as tf
 
-    from hwtf import summaries
+    from hwtf import packed, summaries
 
     notes = parse_notes(FLAGS.note)
     latest = tf.train.latest_checkpoint(FLAGS.train_dir)
@@ -53,11 +55,8 @@ def main(argv):
     tmp = FLAGS.out.rstrip("/") + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    for path in glob.glob(latest + ".*"):
-        shutil.copy2(path, tmp)
     name = os.path.basename(latest)
-    with open(os.path.join(tmp, "checkpoint"), "w") as f:
-        f.write(f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
+    packed.pack(latest, os.path.join(tmp, name + ".packed.npz"))
     shutil.copy2(os.path.join(FLAGS.train_dir, "config.json"), tmp)
     count = summaries.copy_scalars(
         os.path.join(FLAGS.train_dir, "tensorboard"), os.path.join(tmp, "tensorboard"), notes

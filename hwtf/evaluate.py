@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 
 from absl import app, flags, logging
 
@@ -58,6 +59,7 @@ def _scorer(path: str):
     import numpy as np
     import tensorflow as tf
 
+    from hwtf import packed
     from hwtf.model import ModelConfig, nll
 
     if os.path.exists(os.path.join(path, "saved_model.pb")):
@@ -78,6 +80,10 @@ def _scorer(path: str):
     config = ModelConfig.load(config_path)
     model = config.build_model()
     checkpoint = tf.train.latest_checkpoint(os.path.join(path, "best")) or tf.train.latest_checkpoint(path)
+    if checkpoint is None and packed.packed_checkpoints(path):
+        # A committed stint (checkpoints/iamondb): unpacked outside it, so
+        # that scoring writes nothing into the repository.
+        checkpoint = packed.unpack_into(path, out_dir=tempfile.mkdtemp(prefix="hwtf-unpacked-"))
     if checkpoint is None:
         raise app.UsageError(f"--model={path}: no checkpoint")
     tf.train.Checkpoint(model=model).read(checkpoint).expect_partial()

@@ -443,8 +443,17 @@ def run_checkpoints(train_dir: str) -> list:
     """The checkpoints of the run in `train_dir`, oldest first: those its
     `checkpoint` file names, else the `ckpt-N` files there. (CheckpointManager
     alone sees none in a `checkpoint` file without timestamps, one written by
-    hand or by docs/save_stint.py, and would start the run again from step 0.)"""
+    hand, and would start the run again from step 0.) A packed checkpoint
+    there (`hwtf.packed`, what docs/save_stint.py commits) is unpacked to
+    `ckpt-N` first, unless the run has gone past it."""
     import tensorflow as tf
+
+    from hwtf import packed
+
+    if os.path.isdir(train_dir):
+        unpacked = packed.unpack_into(train_dir)
+        if unpacked:
+            logging.info("unpacked %s.packed.npz", unpacked)
 
     state = tf.train.get_checkpoint_state(train_dir)
     paths = list(state.all_model_checkpoint_paths) if state else []

@@ -4,6 +4,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -416,8 +417,9 @@ def test_save_stint_keeps_checkpoint_curves_and_notes_and_make_curve_draws_them(
     assert not os.path.exists(kept)
     _run([sys.executable, "docs/save_stint.py", f"--train_dir={train_dir}", f"--out={kept}",
           "--note=10=Other host, mixed_bfloat16"], timeout=120)
-    assert tf.train.latest_checkpoint(kept).endswith("ckpt-40")
-    assert os.path.exists(os.path.join(kept, "config.json"))
+    # The checkpoint is kept packed, and nothing else of it.
+    assert sorted(os.listdir(kept)) == ["ckpt-40.packed.npz", "config.json", "tensorboard"]
+    assert tf.train.latest_checkpoint(kept) is None
     assert summaries.read_scalars(kept, "valid/nll_per_line") == summaries.read_scalars(train_dir, "valid/nll_per_line")
     (_, _, first), (step, _, other) = summaries.stints(kept)
     assert first == summaries.read_texts(train_dir, "run/host")[0][1]
@@ -425,6 +427,51 @@ def test_save_stint_keeps_checkpoint_curves_and_notes_and_make_curve_draws_them(
     out = str(tmp_path / "curve.png")
     _run([sys.executable, "docs/make_curve.py", f"--train_dir={kept}", "--compare_dir=", f"--out={out}"], timeout=120)
     assert tf.io.decode_png(open(out, "rb").read()).shape[2] in (3, 4)
+    # Copied to a run, as each stint begins, it resumes at its step.
+    resumed = str(tmp_path / "resumed")
+    shutil.copytree(kept, resumed)
+    log = _run(_train_command(resumed, "--steps=42", "--export_dir=", "--image_every=0", "--eval_every=1000"))
+    assert re.search(r"unpacked .*ckpt-40.packed.npz", log) and re.search(r"resumed from .*ckpt-40 at step 40", log)
+    assert tf.train.latest_checkpoint(resumed).endswith("ckpt-42")
+
+
+def test_a_packed_checkpoint_is_the_checkpoint_with_its_moments_in_bfloat16(ci_run, tmp_path):
+    from hwtf import packed
+    from hwtf.data import dataset as dataset_lib
+    from hwtf.evaluate import evaluate
+
+    train_dir, _ = ci_run
+    latest = tf.train.latest_checkpoint(train_dir)
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    path = str(kept / "ckpt-40.packed.npz")
+    info = packed.pack(latest, path)
+    assert info["rounded"] >= 2  # Adam's m and v
+    assert info["bytes"] < 0.75 * os.path.getsize(latest + ".data-00000-of-00001")
+    prefix = packed.unpack(path, str(tmp_path / "ckpt-40"))
+    original, unpacked = tf.train.load_checkpoint(latest), tf.train.load_checkpoint(prefix)
+    assert original.get_variable_to_dtype_map() == unpacked.get_variable_to_dtype_map()
+    rounded = 0
+    for key in original.get_variable_to_dtype_map():
+        a, b = original.get_tensor(key), unpacked.get_tensor(key)
+        if packed.is_moment(key, np.asarray(a)):
+            np.testing.assert_allclose(b, a, rtol=2.0**-8, atol=1e-37)
+            rounded += not np.array_equal(a, b)
+        else:
+            assert np.array_equal(a, b), key
+    assert rounded >= 2
+    # Scored straight from the packed folder, it is the run (its best is
+    # its latest); the folder gets nothing written into it.
+    shutil.copy(os.path.join(train_dir, "config.json"), kept)
+    data = dataset_lib.load("synthetic", ["valid"], cache_dir=str(tmp_path), num_lines=48).subset(range(8))
+    np.testing.assert_allclose(evaluate(str(kept), data, batch_size=8)["nll_per_line"],
+                               evaluate(train_dir, data, batch_size=8)["nll_per_line"], rtol=1e-5)
+    assert sorted(os.listdir(kept)) == ["ckpt-40.packed.npz", "config.json"]
+    # A packed file cut short is named, not read as a checkpoint.
+    with open(path, "r+b") as f:
+        f.truncate(info["bytes"] // 2)
+    with pytest.raises(Exception, match="(?i)zip|file|truncat"):
+        packed.unpack(path, str(tmp_path / "cut" / "ckpt-40"))
 
 
 def test_average_checkpoints_writes_the_mean_weights_that_evaluate_scores(ci_run, tmp_path):

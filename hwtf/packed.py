@@ -1,0 +1,136 @@
+"""A training checkpoint packed to be committed: `ckpt-N.packed.npz`.
+
+The training campaign keeps one resumable checkpoint in the repository after
+each stint (`docs/save_stint.py`), and the repository may grow by only about
+50 MB a stint. Two thirds of a checkpoint with Adam's state is Adam's two
+moments: a Graves-size (3x400) checkpoint is 45 MB, a 3x512 one 72 MB.
+Packed, every tensor is kept as it is except the optimizer's moments, which
+are rounded to bfloat16 (float32's exponent, 8 bits of mantissa: at most
+2^-9 relative error, 2^-8 for the subnormal few, and no loss of range):
+30 MB and 48 MB, 26 MB and about 42 MB as git compresses them. A run resumed from a
+packed checkpoint takes its next steps as if its learning rate were a few
+tenths of a percent off for the weights whose moments rounded most; the
+weights themselves, the step, Adam's iteration count, the learning rate, the
+skipped updates and the best score are exact.
+
+`unpack` writes the checkpoint back in TensorFlow's own format (the same
+keys, the same object graph), so that whatever reads checkpoints reads it,
+and `hwtf.train.run_checkpoints` unpacks a run's packed checkpoint when the
+run has no newer one: `cp -r checkpoints/iamondb runs/iamondb` and train.
+Everything is numpy arrays, read with `allow_pickle=False`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+
+PACKED = re.compile(r"ckpt-(\d+)\.packed\.npz")
+# Name prefixes in the .npz of the tensors stored in another form.
+_BFLOAT16 = "bfloat16:"  # float32 rounded to bfloat16, as uint16 bits
+_BYTES = "bytes:"  # a scalar string (the object graph), as uint8
+# Where a Keras optimizer's slot variables (Adam's m and v, RMSprop's
+# averages) lie in a checkpoint; its iteration count and learning rate are
+# saved under their own names.
+_SLOTS = "optimizer/_variables/"
+
+
+def is_moment(key: str, value: np.ndarray) -> bool:
+    """Whether the checkpoint's tensor `key` is one that packing rounds."""
+    return key.startswith(_SLOTS) and value.dtype == np.float32 and value.ndim > 0
+
+
+def to_bfloat16_bits(x: np.ndarray) -> np.ndarray:
+    """float32 -> the uint16 bits of the nearest bfloat16 (ties to even)."""
+    bits = np.ascontiguousarray(x, np.float32).view(np.uint32)
+    rounded = bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))
+    return (rounded >> np.uint32(16)).astype(np.uint16)
+
+
+def from_bfloat16_bits(bits: np.ndarray) -> np.ndarray:
+    return (bits.astype(np.uint32) << np.uint32(16)).view(np.float32)
+
+
+def pack(prefix: str, path: str) -> dict:
+    """Packs the checkpoint `prefix` (`.../ckpt-N`) into `path`, replaced
+    whole (a kill mid-write leaves any earlier file as it was). Returns
+    `{"tensors": n, "rounded": n, "bytes": size}`."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(prefix)
+    arrays, rounded = {}, 0
+    for key in sorted(reader.get_variable_to_dtype_map()):
+        value = reader.get_tensor(key)
+        if isinstance(value, bytes):
+            arrays[_BYTES + key] = np.frombuffer(value, np.uint8)
+            continue
+        value = np.asarray(value)
+        if value.dtype == object:
+            raise ValueError(f"{prefix}: {key} is a {value.dtype} tensor of shape {value.shape}, which cannot be packed")
+        if is_moment(key, value):
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"{prefix}: {key} is not finite")
+            arrays[_BFLOAT16 + key] = to_bfloat16_bits(value)
+            rounded += 1
+        else:
+            arrays[key] = value
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+    return {"tensors": len(arrays), "rounded": rounded, "bytes": os.path.getsize(path)}
+
+
+def unpack(path: str, prefix: str) -> str:
+    """Writes the packed checkpoint `path` as the TensorFlow checkpoint
+    `prefix` (its `.index` last, so that a cut-short write is no checkpoint)."""
+    import tensorflow as tf
+
+    names, tensors = [], []
+    with np.load(path, allow_pickle=False) as data:
+        for name in data.files:
+            value = data[name]
+            if name.startswith(_BYTES):
+                names.append(name[len(_BYTES):])
+                tensors.append(tf.constant(value.tobytes()))
+            elif name.startswith(_BFLOAT16):
+                names.append(name[len(_BFLOAT16):])
+                tensors.append(tf.constant(from_bfloat16_bits(value)))
+            else:
+                names.append(name)
+                tensors.append(tf.constant(value))
+    if "_CHECKPOINTABLE_OBJECT_GRAPH" not in names:
+        raise ValueError(f"{path}: not a packed checkpoint (no object graph)")
+    tmp = prefix + ".unpacking"
+    tf.raw_ops.SaveV2(prefix=tmp, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors)
+    data_suffix = ".data-00000-of-00001"
+    os.replace(tmp + data_suffix, prefix + data_suffix)
+    os.replace(tmp + ".index", prefix + ".index")
+    return prefix
+
+
+def packed_checkpoints(directory: str) -> dict:
+    """`{step: path}` of the packed checkpoints in `directory`."""
+    found = {}
+    for name in os.listdir(directory) if os.path.isdir(directory) else []:
+        match = PACKED.fullmatch(name)
+        if match:
+            found[int(match.group(1))] = os.path.join(directory, name)
+    return found
+
+
+def unpack_into(directory: str, out_dir: str | None = None) -> str | None:
+    """Unpacks the newest packed checkpoint of `directory` as `ckpt-N` in
+    `out_dir` (by default beside it), unless a checkpoint of that step or a
+    later one is already there; returns the prefix written, or None."""
+    packed = packed_checkpoints(directory)
+    if not packed:
+        return None
+    step = max(packed)
+    out_dir = out_dir or directory
+    for name in os.listdir(out_dir):
+        match = re.fullmatch(r"ckpt-(\d+)\.index", name)
+        if match and int(match.group(1)) >= step:
+            return None
+    return unpack(packed[step], os.path.join(out_dir, f"ckpt-{step}"))
