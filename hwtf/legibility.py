@@ -10,12 +10,17 @@ The rendering is fixed by the data's own scale, not fitted to each line: the
 model's normalizer gives the mean x advance per point, and a character of the
 training data is about `POINTS_PER_CHAR` points, so `CHAR_WIDTH_PX` pixels per
 average character sets pixels per ink unit for real and generated ink alike.
-At 32 px an average character and a 3-pixel black pen on white (an x-height
-of about 20 px, Tesseract's comfortable size), a line of IAM-OnDB is about
-100 px high. These were the best of 16/24/32 px and 2/3/4 px for real ink:
-Tesseract's CER on 24 lines of real IAM-OnDB testset_v ink was 0.71, 0.62
-and 0.58 at 16, 24 and 32 px; the pen width mattered less than 0.01. A writer
-who writes small is read small: nothing rescales one line to flatter it.
+A writer who writes small is read small: nothing rescales one line to
+flatter it. The size, the pen and Tesseract's page segmentation mode are
+those at which Tesseract reads *people's* ink best, measured on lines that
+are not the legibility set's (`python benchmarks/legibility_judge.py`: the
+first 128 lines of 12 to 60 characters of `testset_t`, real IAM-OnDB ink,
+2026-12-03): 48 px an average character and a 10-pixel pen, mean line CER
+0.345 with 14 lines over 0.5, against 0.404 and 30 at the 32 px and 3-pixel
+pen used until then (24, 32, 40, 48, 56, 64, 80 and 96 px and pens of 3 to 12
+px were tried; mode 7 read worse than 13 at every setting). On the
+legibility set's own real ink (`testset_v`) the change took the mean line CER
+from 0.516 to 0.461 and the lines over 0.5 from 36 to 27 of 64.
 """
 
 from __future__ import annotations
@@ -30,8 +35,8 @@ import numpy as np
 
 from hwtf.writer import POINTS_PER_CHAR  # the training data's points per character
 
-CHAR_WIDTH_PX = 32.0
-LINE_WIDTH_PX = 3.0
+CHAR_WIDTH_PX = 48.0
+LINE_WIDTH_PX = 10.0
 MARGIN_PX = 24
 TESSERACT = "tesseract"
 # Page segmentation mode 13, a raw line: mode 7 (single line) gave up on whole
@@ -62,9 +67,11 @@ def pixels_per_unit(mean_dx: float) -> float:
     return CHAR_WIDTH_PX / (POINTS_PER_CHAR * mean_dx)
 
 
-def render_line(strokes: Sequence[np.ndarray], path: str, scale: float, line_width: float = LINE_WIDTH_PX) -> None:
+def render_line(strokes: Sequence[np.ndarray], path: str, scale: float, line_width: float | None = None) -> None:
     """Writes one line of strokes (y up) as a greyscale PNG at `scale` pixels
-    per ink unit, black on white, with a white margin."""
+    per ink unit, black on white, with a white margin, in a pen `line_width`
+    pixels wide (`LINE_WIDTH_PX` unless given)."""
+    line_width = LINE_WIDTH_PX if line_width is None else line_width
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

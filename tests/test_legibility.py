@@ -47,9 +47,10 @@ def test_render_line_is_the_ink_at_a_fixed_scale(tmp_path):
     assert pixels.shape[:2] == (100 + 2 * m, 400 + 2 * m)
     dark = pixels[..., :3].mean(-1) < 0.5
     rows, cols = np.nonzero(dark)
-    # Ink spans the strokes' box (give or take the pen's width), not the margins.
-    assert abs(cols.min() - m) <= 3 and abs(cols.max() - (400 + m)) <= 3
-    assert abs(rows.min() - m) <= 3 and abs(rows.max() - (100 + m)) <= 3
+    # Ink spans the strokes' box (give or take half the pen's width), not the margins.
+    pen = legibility.LINE_WIDTH_PX / 2 + 1
+    assert abs(cols.min() - m) <= pen and abs(cols.max() - (400 + m)) <= pen
+    assert abs(rows.min() - m) <= pen and abs(rows.max() - (100 + m)) <= pen
     with pytest.raises(ValueError, match="too large"):
         legibility.render_line([np.array([[0.0, 0.0], [1e6, 0.0]])], path, scale=1.0)
 
