@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 
 from absl import app, flags, logging
@@ -80,13 +81,19 @@ def _scorer(path: str):
     config = ModelConfig.load(config_path)
     model = config.build_model()
     checkpoint = tf.train.latest_checkpoint(os.path.join(path, "best")) or tf.train.latest_checkpoint(path)
+    unpacked_dir = None
     if checkpoint is None and packed.packed_checkpoints(path):
         # A committed stint (checkpoints/iamondb): unpacked outside it, so
-        # that scoring writes nothing into the repository.
-        checkpoint = packed.unpack_into(path, out_dir=tempfile.mkdtemp(prefix="hwtf-unpacked-"))
+        # that scoring writes nothing into the repository, and removed once read.
+        unpacked_dir = tempfile.mkdtemp(prefix="hwtf-unpacked-")
+        checkpoint = packed.unpack_into(path, out_dir=unpacked_dir)
     if checkpoint is None:
         raise app.UsageError(f"--model={path}: no checkpoint")
-    tf.train.Checkpoint(model=model).read(checkpoint).expect_partial()
+    try:
+        tf.train.Checkpoint(model=model).read(checkpoint).expect_partial()
+    finally:
+        if unpacked_dir:
+            shutil.rmtree(unpacked_dir, ignore_errors=True)
     logging.info("scoring %s", checkpoint)
     alphabet, normalizer = config.alphabet_lib, config.normalizer_lib
 
