@@ -54,9 +54,9 @@ def main(argv):
     for psm in FLAGS.psms:
         for line_width in map(float, FLAGS.line_widths):
             for char_width in map(float, FLAGS.char_widths):
-                legibility.PSM, legibility.LINE_WIDTH_PX, legibility.CHAR_WIDTH_PX = psm, line_width, char_width
                 start = time.perf_counter()
-                readings = legibility.render_and_read(lines, legibility.pixels_per_unit(mean_dx))
+                scale = legibility.pixels_per_unit(mean_dx, char_width)
+                readings = legibility.render_and_read(lines, scale, line_width=line_width, psm=psm)
                 seconds = (time.perf_counter() - start) / len(lines)
                 cers = [legibility.character_error_rate([r], [t]) for r, t in zip(readings, texts)]
                 print(json.dumps({

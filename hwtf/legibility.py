@@ -59,19 +59,18 @@ def tesseract_available() -> bool:
     return "eng" in (out.stdout + out.stderr).split()
 
 
-def pixels_per_unit(mean_dx: float) -> float:
+def pixels_per_unit(mean_dx: float, char_width: float = CHAR_WIDTH_PX) -> float:
     """Pixels per ink unit at which an average character (`POINTS_PER_CHAR`
-    points of mean x advance `mean_dx`) is `CHAR_WIDTH_PX` wide."""
+    points of mean x advance `mean_dx`) is `char_width` pixels wide."""
     if not mean_dx > 0:
         raise ValueError(f"the data's mean x advance per point must be positive, got {mean_dx}")
-    return CHAR_WIDTH_PX / (POINTS_PER_CHAR * mean_dx)
+    return char_width / (POINTS_PER_CHAR * mean_dx)
 
 
-def render_line(strokes: Sequence[np.ndarray], path: str, scale: float, line_width: float | None = None) -> None:
+def render_line(strokes: Sequence[np.ndarray], path: str, scale: float, line_width: float = LINE_WIDTH_PX) -> None:
     """Writes one line of strokes (y up) as a greyscale PNG at `scale` pixels
     per ink unit, black on white, with a white margin, in a pen `line_width`
-    pixels wide (`LINE_WIDTH_PX` unless given)."""
-    line_width = LINE_WIDTH_PX if line_width is None else line_width
+    pixels wide."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -95,14 +94,14 @@ def render_line(strokes: Sequence[np.ndarray], path: str, scale: float, line_wid
     fig.savefig(path, format="png", dpi=render.DPI, facecolor="white")
 
 
-def read_line(path: str) -> str:
-    """Tesseract's reading of one rendered line (page segmentation mode `PSM`,
-    a single text line; English)."""
+def read_line(path: str, psm: str = PSM) -> str:
+    """Tesseract's reading of one rendered line (page segmentation mode
+    `psm`, a raw line by default; English)."""
     if shutil.which(TESSERACT) is None:
         raise TesseractMissing("tesseract is not installed (Debian: apt-get install tesseract-ocr tesseract-ocr-eng)")
     env = dict(os.environ, OMP_THREAD_LIMIT="1")
     out = subprocess.run(
-        [TESSERACT, path, "stdout", "-l", "eng", "--psm", PSM],
+        [TESSERACT, path, "stdout", "-l", "eng", "--psm", psm],
         capture_output=True, text=True, timeout=120, env=env,
     )
     if out.returncode != 0:
@@ -137,7 +136,8 @@ def character_error_rate(readings: Sequence[str], truths: Sequence[str]) -> floa
     return edits / chars
 
 
-def render_and_read(lines: Sequence[Sequence[np.ndarray]], scale: float, keep_dir: str | None = None, prefix: str = "line") -> list[str]:
+def render_and_read(lines: Sequence[Sequence[np.ndarray]], scale: float, keep_dir: str | None = None, prefix: str = "line",
+                    line_width: float = LINE_WIDTH_PX, psm: str = PSM) -> list[str]:
     """Renders each line of strokes and reads it; `keep_dir` keeps the PNGs."""
     readings = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -148,8 +148,8 @@ def render_and_read(lines: Sequence[Sequence[np.ndarray]], scale: float, keep_di
             if not any(len(s) for s in strokes):
                 readings.append("")
                 continue
-            render_line(strokes, path, scale)
-            readings.append(read_line(path))
+            render_line(strokes, path, scale, line_width)
+            readings.append(read_line(path, psm))
     return readings
 
 

@@ -28,6 +28,7 @@ import re
 import numpy as np
 
 PACKED = re.compile(r"ckpt-(\d+)\.packed\.npz")
+CHECKPOINT = re.compile(r"ckpt-(\d+)\.index")
 # Name prefixes in the .npz of the tensors stored in another form.
 _BFLOAT16 = "bfloat16:"  # float32 rounded to bfloat16, as uint16 bits
 _BYTES = "bytes:"  # a scalar string (the object graph), as uint8
@@ -110,14 +111,25 @@ def unpack(path: str, prefix: str) -> str:
     return prefix
 
 
-def packed_checkpoints(directory: str) -> dict:
-    """`{step: path}` of the packed checkpoints in `directory`."""
+def _numbered(directory: str, pattern: re.Pattern) -> dict:
+    """`{N: path}` of the files in `directory` whose names match `pattern`
+    (N its first group); none if there is no such folder."""
     found = {}
     for name in os.listdir(directory) if os.path.isdir(directory) else []:
-        match = PACKED.fullmatch(name)
+        match = pattern.fullmatch(name)
         if match:
             found[int(match.group(1))] = os.path.join(directory, name)
     return found
+
+
+def packed_checkpoints(directory: str) -> dict:
+    """`{step: path}` of the packed checkpoints in `directory`."""
+    return _numbered(directory, PACKED)
+
+
+def checkpoint_prefixes(directory: str) -> dict:
+    """`{step: prefix}` of the TensorFlow checkpoints `ckpt-N` in `directory`."""
+    return {step: path[: -len(".index")] for step, path in _numbered(directory, CHECKPOINT).items()}
 
 
 def unpack_into(directory: str, out_dir: str | None = None) -> str | None:
@@ -129,8 +141,6 @@ def unpack_into(directory: str, out_dir: str | None = None) -> str | None:
         return None
     step = max(packed)
     out_dir = out_dir or directory
-    for name in os.listdir(out_dir):
-        match = re.fullmatch(r"ckpt-(\d+)\.index", name)
-        if match and int(match.group(1)) >= step:
-            return None
+    if any(n >= step for n in checkpoint_prefixes(out_dir)):
+        return None
     return unpack(packed[step], os.path.join(out_dir, f"ckpt-{step}"))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import shutil
 import signal
 import time
@@ -450,21 +449,15 @@ def run_checkpoints(train_dir: str) -> list:
 
     from hwtf import packed
 
-    if os.path.isdir(train_dir):
-        unpacked = packed.unpack_into(train_dir)
-        if unpacked:
-            logging.info("unpacked %s.packed.npz", unpacked)
-
+    unpacked = packed.unpack_into(train_dir)
+    if unpacked:
+        logging.info("unpacked %s.packed.npz", unpacked)
     state = tf.train.get_checkpoint_state(train_dir)
     paths = list(state.all_model_checkpoint_paths) if state else []
     if state and state.model_checkpoint_path and state.model_checkpoint_path not in paths:
         paths.append(state.model_checkpoint_path)
     if not paths:
-        numbered = {}
-        for name in os.listdir(train_dir) if os.path.isdir(train_dir) else []:
-            match = re.fullmatch(r"ckpt-(\d+)\.index", name)
-            if match:
-                numbered[int(match.group(1))] = os.path.join(train_dir, name[: -len(".index")])
+        numbered = packed.checkpoint_prefixes(train_dir)
         paths = [numbered[n] for n in sorted(numbered)]
     return paths
 
