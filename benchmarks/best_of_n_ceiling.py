@@ -71,14 +71,17 @@ def main(argv):
     readings = legibility.render_and_read(written, scale)
     cers = np.array([legibility.character_error_rate([r], [t]) for r, t in zip(readings, [t for t in texts for _ in range(n)])])
     cers = cers.reshape(len(texts), n)
+    capitals = np.array([legibility.in_capitals(t) for t in texts])
     result = {
         "benchmark": "best_of_n_ceiling",
         "model": FLAGS.model,
         "lines": len(texts),
         "bias": FLAGS.bias,
         "candidates": n,
+        "in_capitals": int(capitals.sum()),
         "one_candidate": {"mean_cer": round(float(cers.mean()), 3),
-                          "lines_over_half": round(float((cers > 0.5).sum(0).mean()), 2)},
+                          "lines_over_half": round(float((cers > 0.5).sum(0).mean()), 2),
+                          "over_half_in_capitals": round(float((cers[capitals] > 0.5).sum(0).mean()), 2)},
         "oracle": {},
         "seconds_writing": round(seconds, 1),
     }
@@ -86,6 +89,7 @@ def main(argv):
     while k <= n:  # the best of each text's first k candidates
         best = cers[:, :k].min(1)
         result["oracle"][str(k)] = {"mean_cer": round(float(best.mean()), 3), "lines_over_half": int((best > 0.5).sum()),
+                                    "over_half_in_capitals": int((best[capitals] > 0.5).sum()),
                                     "fall": round(float(1.0 - best.mean() / cers.mean()), 3)}
         k *= 2
     print(json.dumps(result))

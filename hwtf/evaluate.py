@@ -203,14 +203,24 @@ def _main_legibility(data, split: str) -> None:
     if FLAGS.json:
         print(json.dumps(result))
         return
-    print(f"{FLAGS.model} on {FLAGS.dataset}/{split}: Tesseract's character error rate over "
-          f"{result['lines']} lines ({result['chars']} characters), seed {FLAGS.seed}")
-    row = "  {:<16} CER {:.3f}  mean line CER {:.3f}  lines over 0.5: {:.3f}{}"
-    print(row.format("real ink", result["real"]["cer"], result["real"]["mean_cer"], result["real"]["share_over_half"], ""))
-    print(row.format("neat print", result["print"]["cer"], result["print"]["mean_cer"], result["print"]["share_over_half"], ""))
-    for key, out in result["generated"].items():
-        print(row.format(f"bias {key}", out["cer"], out["mean_cer"], out["share_over_half"],
-                         f"  {out['seconds_per_line']:.2f} s/line"))
+    print(f"{FLAGS.model} on {FLAGS.dataset}/{split}: Tesseract's character error rate, seed {FLAGS.seed}")
+    print("\n".join(legibility_table(result)))
+
+
+def legibility_table(result: dict) -> list[str]:
+    """`hwtf.legibility.legibility`'s result as lines of text: each row's CER,
+    mean line CER and lines over 0.5, and how many of those are texts in
+    capitals."""
+    lines = [f"{result['lines']} lines ({result['chars']} characters; {len(result['in_capitals'])} of the lines "
+             f"in capitals)"]
+    row = "  {:<16} CER {:.3f}  mean line CER {:.3f}  lines over 0.5: {} of {} ({} in capitals){}"
+    for name, out in [("real ink", result["real"]), ("neat print", result["print"]),
+                      *[(f"bias {key}", out) for key, out in result["generated"].items()]]:
+        timing = f"  {out['seconds_per_line']:.2f} s/line" if "seconds_per_line" in out else ""
+        over_half = sum(c > 0.5 for c in out["line_cers"])
+        lines.append(row.format(name, out["cer"], out["mean_cer"], over_half, result["lines"],
+                                out["over_half_in_capitals"], timing))
+    return lines
 
 
 if __name__ == "__main__":

@@ -113,6 +113,18 @@ def _normal(text: str) -> str:
     return " ".join(text.split())
 
 
+def in_capitals(text: str, share: float = 0.8, min_letters: int = 6) -> bool:
+    """Whether a text is written in capitals: at least `share` of its letters,
+    and `min_letters` of them, upper case ("SCALE WAR REQUIRED MONEY ,").
+
+    Such lines are a tenth of the legibility set (one `testset_v` writer's
+    seven lines, texts 38 to 44 of its 64) but 8 of the 10,732 training lines,
+    so they are counted apart: `legibility` reports how many of the lines over
+    0.5 are these."""
+    letters = [c for c in text if c.isalpha()]
+    return len(letters) >= min_letters and sum(c.isupper() for c in letters) >= share * len(letters)
+
+
 def edit_distance(a: str, b: str) -> int:
     """Levenshtein distance (insertions, deletions, substitutions)."""
     previous = list(range(len(b) + 1))
@@ -184,7 +196,9 @@ def legibility(model_path: str, data, lines: int = 32, biases: Sequence[float] =
       candidates, the bias and N (`"0.5 x4"`); each entry has `cer` (edits
       over characters, all lines pooled), `mean_cer` (the mean of the lines'
       CERs), `share_over_half` (lines with CER > 0.5), `line_cers`,
-      `readings` and, for writing, `seconds_per_line`.
+      `readings`, `over_half_in_capitals` (how many of the lines over 0.5 are
+      texts `in_capitals`; the result's `in_capitals` lists those texts'
+      indices) and, for writing, `seconds_per_line`.
     """
     import time
 
@@ -200,6 +214,7 @@ def legibility(model_path: str, data, lines: int = 32, biases: Sequence[float] =
     index = choose_lines(data, lines)
     texts = [_normal(data.texts[i]) for i in index]
     scale = pixels_per_unit(float(config.normalizer_lib.mean[0]))
+    capitals = [i for i, t in enumerate(texts) if in_capitals(t)]
 
     def scored(readings: list[str]) -> dict:
         line_cers = [character_error_rate([r], [t]) for r, t in zip(readings, texts)]
@@ -207,6 +222,7 @@ def legibility(model_path: str, data, lines: int = 32, biases: Sequence[float] =
             "cer": character_error_rate(readings, texts),
             "mean_cer": float(np.mean(line_cers)),
             "share_over_half": float(np.mean([c > 0.5 for c in line_cers])),
+            "over_half_in_capitals": sum(line_cers[i] > 0.5 for i in capitals),
             "line_cers": line_cers,
             "readings": [_normal(r) for r in readings],
         }
@@ -223,6 +239,7 @@ def legibility(model_path: str, data, lines: int = 32, biases: Sequence[float] =
         "pixels_per_unit": scale,
         "seed": seed,
         "texts": texts,
+        "in_capitals": capitals,
         "real": scored(real),
         "print": scored(printed),
         "generated": {},

@@ -55,6 +55,30 @@ def test_render_line_is_the_ink_at_a_fixed_scale(tmp_path):
         legibility.render_line([np.array([[0.0, 0.0], [1e6, 0.0]])], path, scale=1.0)
 
 
+def test_in_capitals_is_a_text_whose_letters_are_upper_case():
+    assert legibility.in_capitals("SCALE WAR REQUIRED MONEY ,")
+    assert legibility.in_capitals("BERTRAND RUSSELL , the")  # 15 of 18 letters
+    assert not legibility.in_capitals("Bertrand Russell , THE")
+    assert not legibility.in_capitals("I AM")  # too few letters to say
+    assert not legibility.in_capitals("1944 , 1945 .")
+
+
+def test_the_legibility_table_counts_lines_over_half_and_those_in_capitals():
+    from hwtf.evaluate import legibility_table
+
+    def entry(cers, in_capitals):
+        return {"cer": 0.5, "mean_cer": float(np.mean(cers)), "line_cers": cers, "over_half_in_capitals": in_capitals}
+
+    result = {"lines": 3, "chars": 40, "in_capitals": [2], "real": entry([0.1, 0.6, 0.7], 1),
+              "print": entry([0.0, 0.0, 0.0], 0),
+              "generated": {"0.75 x4": {**entry([0.9, 0.2, 0.8], 1), "seconds_per_line": 0.25}}}
+    table = legibility_table(result)
+    assert table[0] == "3 lines (40 characters; 1 of the lines in capitals)"
+    assert "lines over 0.5: 2 of 3 (1 in capitals)" in table[1] and table[1].strip().startswith("real ink")
+    assert "lines over 0.5: 0 of 3 (0 in capitals)" in table[2]
+    assert table[3].strip().startswith("bias 0.75 x4") and table[3].endswith("(1 in capitals)  0.25 s/line")
+
+
 def test_choose_lines_is_fixed_and_bounded():
     data = dataset.load("synthetic", ["valid"], cache_dir="")
     index = legibility.choose_lines(data, 5, min_chars=20, max_chars=40)
@@ -102,6 +126,8 @@ def test_evaluate_legibility_command(exported, tmp_path):
         assert r["cer"] == pytest.approx(legibility.character_error_rate(r["readings"], result["texts"]))
         assert r["mean_cer"] == pytest.approx(np.mean(r["line_cers"]))
         assert r["share_over_half"] == pytest.approx(np.mean([c > 0.5 for c in r["line_cers"]]))
+        assert r["over_half_in_capitals"] == sum(r["line_cers"][i] > 0.5 for i in result["in_capitals"])
+    assert result["in_capitals"] == [i for i, t in enumerate(result["texts"]) if legibility.in_capitals(t)]
     assert len(os.listdir(tmp_path)) >= 3  # the real lines at least were kept
     # An untrained model's scribbles are far less legible than real ink, and
     # the same texts in a neat print are read best of all.
