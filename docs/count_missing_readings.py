@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import tarfile
 from pathlib import Path
@@ -37,6 +36,8 @@ from lxml import etree
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from hwtf.data.iamondb import _PARSER, _STROKE_FILE, _parse_split  # noqa: E402  the loader's own rules
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", os.path.join(REPO, "..", "shared", "data", "iamondb.tar.xz"),
                     "IAM-OnDB archive or folder.")
@@ -44,12 +45,9 @@ flags.DEFINE_string("split", "testset_v", "The split whose lines to count.")
 flags.DEFINE_float("normal_step", 0.02, "Longest step, in seconds, of an unbroken recording (the clock ticks in 10 ms).")
 flags.DEFINE_float("max_gap", 10.0, "Longest gap, in sampling intervals, counted as missing readings.")
 
-_STROKE_FILE = re.compile(r"^(?P<form>[a-z]\d\d-\d\d\d[a-z]?)-\d\d\.xml$")
-
-
 def line_times(data: bytes) -> list[np.ndarray]:
     """Each stroke's point times of one lineStrokes file."""
-    root = etree.fromstring(data)
+    root = etree.fromstring(data, _PARSER)
     return [np.array([float(p.get("time")) for p in stroke.iterfind("Point")])
             for stroke in root.iterfind("StrokeSet/Stroke")]
 
@@ -77,7 +75,7 @@ def main(argv):
     forms = None
     for name, content in _files(path):
         if name == f"{FLAGS.split}.txt":
-            forms = {line.strip() for line in content.decode("latin-1").splitlines() if line.strip()}
+            forms = set(_parse_split(content))
         elif (match := _STROKE_FILE.match(name)):
             by_form.setdefault(match["form"], []).append(line_times(content))
     if forms is None:
