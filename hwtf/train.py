@@ -54,6 +54,8 @@ def define_flags() -> None:
                          "quantiles of the lengths (a batch costs its longest line; 1 = no bucketing). The data "
                          "order depends on it: a run resumed with another count goes on in another order.")
     flags.DEFINE_integer("chunk_length", None, "Cut lines into chunks of this many points (prediction).")
+    flags.DEFINE_integer("capitals_repeat", 1, "Train on each line with two or more capitals in a row (\"BBC\", "
+                         "\"SCALE WAR\") this many times an epoch (1 = once, like every other line).")
     flags.DEFINE_integer("alphabet_min_count", 1, "Characters rarer than this in training map to unknown.")
     # Optimisation.
     flags.DEFINE_integer("batch_size", 32, "Lines per batch (over all replicas).")
@@ -304,7 +306,8 @@ class Trainer:
 def validate_flags() -> None:
     """Refuses flags that cannot train, before anything is written."""
     positive = ("lstm_units", "lstm_layers", "window_mixtures", "mixtures", "batch_size", "eval_every",
-                "length_buckets", "log_every", "checkpoint_every", "keep_checkpoints", "cpu_devices", "lr_decay_steps")
+                "length_buckets", "log_every", "checkpoint_every", "keep_checkpoints", "cpu_devices", "lr_decay_steps",
+                "capitals_repeat")
     for name in positive:
         if getattr(FLAGS, name) < 1:
             raise app.UsageError(f"--{name}={getattr(FLAGS, name)}: must be at least 1")
@@ -399,6 +402,11 @@ def make_datasets(config, train_set, valid_set, strategy=None):
     from hwtf.data import dataset as dataset_lib
 
     alphabet, normalizer = config.alphabet_lib, config.normalizer_lib
+    if FLAGS.capitals_repeat > 1:  # after the config: the normaliser is the data's own
+        before = len(train_set)
+        train_set = dataset_lib.repeat_lines(train_set, dataset_lib.has_capital_run, FLAGS.capitals_repeat)
+        logging.info("--capitals_repeat=%d: %d lines with capitals in a row, %d lines an epoch",
+                     FLAGS.capitals_repeat, (len(train_set) - before) // (FLAGS.capitals_repeat - 1), len(train_set))
     train_ds = dataset_lib.make_dataset(
         train_set, alphabet, normalizer, FLAGS.batch_size, seed=FLAGS.seed,
         max_length=FLAGS.max_length, chunk_length=FLAGS.chunk_length, buckets=FLAGS.length_buckets,

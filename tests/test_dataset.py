@@ -134,6 +134,24 @@ def test_chunks_and_max_length():
         dataset_lib.make_dataset(data, alphabet, norm, batch_size=8, max_length=10)
 
 
+def test_capital_runs_are_two_capitals_in_a_row():
+    assert dataset_lib.has_capital_run("the BBC said")
+    assert dataset_lib.has_capital_run("SCALE WAR REQUIRED MONEY ,")
+    assert not dataset_lib.has_capital_run("The Time, Because I Said So")
+    assert not dataset_lib.has_capital_run("A B C")
+
+
+def test_repeat_lines_repeats_the_chosen_lines_and_keeps_the_rest_once():
+    data = _set([30, 40, 50, 60])
+    data.texts[1], data.texts[3] = "the BBC", "NATO and TV"
+    repeated = dataset_lib.repeat_lines(data, dataset_lib.has_capital_run, 3)
+    assert repeated.ids == ["l0", "l1", "l2", "l3", "l1", "l3", "l1", "l3"]
+    assert repeated.texts[4] == "the BBC" and repeated.offsets[5] is data.offsets[3]
+    assert dataset_lib.repeat_lines(data, dataset_lib.has_capital_run, 1).ids == data.ids
+    with pytest.raises(ValueError, match="times=0: must be at least 1"):
+        dataset_lib.repeat_lines(data, dataset_lib.has_capital_run, 0)
+
+
 def test_load_rejects_bad_arguments():
     with pytest.raises(ValueError, match="unknown dataset"):
         dataset_lib.load("mnist")
