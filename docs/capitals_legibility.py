@@ -1,0 +1,72 @@
+"""How legibly models write in capitals: the legibility set's texts upper-cased.
+
+    python docs/capitals_legibility.py --models=saved_models/iamondb-synthesis,DIR \
+        --data_dir=../shared/data/iamondb.tar.xz --bias=0.75 --candidates=1,4
+
+`hwtf.evaluate --legibility` holds 7 lines in capitals (one `testset_v`
+writer's), too few to tell a change in how a model writes capitals from the
+draws. This writes each of the legibility set's 64 texts
+(`hwtf.legibility.choose_lines`) in capitals ("THE TIME, BECAUSE LARGE-"),
+reads it with Tesseract and prints, for each model and number of candidates,
+the mean line CER and the lines with CER > 0.5, beside the same texts in
+capitals in the neat printed hand (Tesseract's floor). There is no real ink
+of these texts in capitals: IAM-OnDB's writers wrote them in mixed case.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+from absl import app, flags
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("models", [os.path.join(REPO, "saved_models", "iamondb-synthesis")], "Exported synthesis models.")
+flags.DEFINE_string("data_dir", os.path.join(REPO, "..", "shared", "data", "iamondb.tar.xz"), "IAM-OnDB archive or folder.")
+flags.DEFINE_integer("lines", 64, "Texts to write.")
+flags.DEFINE_float("bias", 0.75, "Sampling bias.")
+flags.DEFINE_list("candidates", ["1", "4"], "Best-of-N settings.")
+flags.DEFINE_integer("seed", 0, "Sampling seed.")
+
+
+def main(argv):
+    del argv
+    from hwtf import legibility
+    from hwtf.data import dataset as dataset_lib
+    from hwtf.data import synthetic
+    from hwtf.writer import Writer
+
+    data = dataset_lib.load("iamondb", ["testset_v"], FLAGS.data_dir)
+    texts = [" ".join(data.texts[i].split()).upper() for i in legibility.choose_lines(data, FLAGS.lines)]
+
+    def scored(readings):
+        cers = [legibility.character_error_rate([r], [t]) for r, t in zip(readings, texts)]
+        return {"mean_cer": round(float(np.mean(cers)), 4), "over_half": int(sum(c > 0.5 for c in cers)),
+                "readings": [" ".join(r.split()) for r in readings]}
+
+    result = {"lines": len(texts), "bias": FLAGS.bias, "seed": FLAGS.seed, "texts": texts, "models": {}}
+    scale = None
+    for model in FLAGS.models:
+        writer = Writer.load(model)
+        scale = legibility.pixels_per_unit(float(writer.config.normalizer_lib.mean[0]))
+        for n in (int(c) for c in FLAGS.candidates):
+            written = []
+            for start in range(0, len(texts), 16):
+                ink = writer.write(texts[start:start + 16], FLAGS.bias, FLAGS.seed, steps_per_char=40, candidates=n)
+                written.extend(line.strokes for line in ink)
+            result["models"][f"{model} x{n}"] = scored(legibility.render_and_read(written, scale))
+    neat = [synthetic.write(t, np.random.default_rng([FLAGS.seed, i]), synthetic.NEAT) for i, t in enumerate(texts)]
+    result["print"] = scored(legibility.render_and_read(neat, scale))
+    for name, out in [("neat print", result["print"]), *result["models"].items()]:
+        print(f"{name}: mean line CER {out['mean_cer']:.3f}, lines over 0.5: {out['over_half']} of {len(texts)}",
+              file=sys.stderr)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    app.run(main)
