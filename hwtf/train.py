@@ -395,6 +395,22 @@ def resolve_config(train_set, write: bool = True):
     return config
 
 
+def epoch_lines(train_set, capitals_repeat: int):
+    """The lines an epoch draws: `train_set` with each line that has capitals
+    in a row `capitals_repeat` times (`--capitals_repeat`). Call it after the
+    config is resolved, so that the normaliser stays the data's own;
+    `make_datasets` and the JAX stint's export (`hwtf.stint_state`) both do."""
+    from hwtf.data import dataset as dataset_lib
+
+    if capitals_repeat == 1:
+        return train_set
+    before = len(train_set)
+    train_set = dataset_lib.repeat_lines(train_set, dataset_lib.has_capital_run, capitals_repeat)
+    logging.info("--capitals_repeat=%d: %d lines with capitals in a row, %d lines an epoch",
+                 capitals_repeat, (len(train_set) - before) // (capitals_repeat - 1), len(train_set))
+    return train_set
+
+
 def make_datasets(config, train_set, valid_set, strategy=None):
     """Training batches (shuffled, bucketed, repeated) and validation batches."""
     import tensorflow as tf
@@ -402,11 +418,7 @@ def make_datasets(config, train_set, valid_set, strategy=None):
     from hwtf.data import dataset as dataset_lib
 
     alphabet, normalizer = config.alphabet_lib, config.normalizer_lib
-    if FLAGS.capitals_repeat > 1:  # after the config: the normaliser is the data's own
-        before = len(train_set)
-        train_set = dataset_lib.repeat_lines(train_set, dataset_lib.has_capital_run, FLAGS.capitals_repeat)
-        logging.info("--capitals_repeat=%d: %d lines with capitals in a row, %d lines an epoch",
-                     FLAGS.capitals_repeat, (len(train_set) - before) // (FLAGS.capitals_repeat - 1), len(train_set))
+    train_set = epoch_lines(train_set, FLAGS.capitals_repeat)
     train_ds = dataset_lib.make_dataset(
         train_set, alphabet, normalizer, FLAGS.batch_size, seed=FLAGS.seed,
         max_length=FLAGS.max_length, chunk_length=FLAGS.chunk_length, buckets=FLAGS.length_buckets,

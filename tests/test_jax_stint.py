@@ -168,6 +168,19 @@ def _flags(tmp_path, train_dir):
     return ["--flagfile=flags/ci.cfg", f"--train_dir={train_dir}", f"--cache_dir={tmp_path / 'cache'}"]
 
 
+def test_the_stints_lines_repeat_the_lines_with_capitals_as_hwtf_train_does():
+    from hwtf import train
+    from hwtf.data import strokes as strokes_lib
+
+    offsets = [np.full((n, 3), [1, 2, 0], np.float32) for n in (10, 20, 30)]
+    data = strokes_lib.HandwritingSet(["a", "b", "c"], ["plain", "the BBC", "more"], offsets)
+    alphabet = strokes_lib.Alphabet.from_texts(data.texts)
+    assert train.epoch_lines(data, 1) is data
+    arrays = stint_state.data_arrays(train.epoch_lines(data, 3), alphabet, max_length=None)
+    assert arrays["lengths"].tolist() == [10, 20, 30, 20, 20]
+    assert arrays["char_lengths"].tolist() == [5, 7, 4, 7, 7]
+
+
 @pytest.mark.slow
 def test_a_jax_stint_continues_the_run_and_training_resumes_from_it(tmp_path):
     """hwtf.train (10 steps) -> export -> 30 steps of the JAX stint, whose
@@ -177,9 +190,11 @@ def test_a_jax_stint_continues_the_run_and_training_resumes_from_it(tmp_path):
     train_dir, state, out = tmp_path / "run", tmp_path / "state", tmp_path / "out"
     flags = _flags(tmp_path, train_dir)
     _cli("-m", "hwtf.train", *flags, "--steps=10", "--export_dir=", "--image_every=0")
-    _cli("-m", "hwtf.stint_state", "export", *flags, f"--state={state}")
+    # --capitals_repeat reaches the stint's lines (train.epoch_lines; the synthetic set has no capitals in a row)
+    _cli("-m", "hwtf.stint_state", "export", *flags, f"--state={state}", "--capitals_repeat=2")
     meta = json.loads((state / jax_stint.META).read_text())
     assert meta["step"] == 10 and meta["iterations"] == 10 and meta["recipe"]["batch_size"] == 8
+    assert meta["recipe"]["capitals_repeat"] == 2
     assert np.load(state / jax_stint.WEIGHTS)["kernel_0"].dtype == np.float32
 
     _cli("-m", "hwtf.jax_stint", f"--state={state}", f"--out={out}", "--steps=30", "--log_every=5")
