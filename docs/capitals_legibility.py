@@ -19,7 +19,6 @@ import json
 import os
 import sys
 
-import numpy as np
 from absl import app, flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,32 +37,23 @@ def main(argv):
     del argv
     from hwtf import legibility
     from hwtf.data import dataset as dataset_lib
-    from hwtf.data import synthetic
     from hwtf.writer import Writer
 
     data = dataset_lib.load("iamondb", ["testset_v"], FLAGS.data_dir)
     texts = [" ".join(data.texts[i].split()).upper() for i in legibility.choose_lines(data, FLAGS.lines)]
 
-    def scored(readings):
-        cers = [legibility.character_error_rate([r], [t]) for r, t in zip(readings, texts)]
-        return {"mean_cer": round(float(np.mean(cers)), 4), "over_half": int(sum(c > 0.5 for c in cers)),
-                "readings": [" ".join(r.split()) for r in readings]}
-
     result = {"lines": len(texts), "bias": FLAGS.bias, "seed": FLAGS.seed, "texts": texts, "models": {}}
-    scale = None
     for model in FLAGS.models:
         writer = Writer.load(model)
         scale = legibility.pixels_per_unit(float(writer.config.normalizer_lib.mean[0]))
         for n in (int(c) for c in FLAGS.candidates):
-            written = []
-            for start in range(0, len(texts), 16):
-                ink = writer.write(texts[start:start + 16], FLAGS.bias, FLAGS.seed, steps_per_char=40, candidates=n)
-                written.extend(line.strokes for line in ink)
-            result["models"][f"{model} x{n}"] = scored(legibility.render_and_read(written, scale))
-    neat = [synthetic.write(t, np.random.default_rng([FLAGS.seed, i]), synthetic.NEAT) for i, t in enumerate(texts)]
-    result["print"] = scored(legibility.render_and_read(neat, scale))
+            written = legibility.write_lines(writer, texts, FLAGS.bias, FLAGS.seed, n)
+            result["models"][f"{model} x{n}"] = legibility.score(legibility.render_and_read(written, scale), texts)
+    neat = legibility.neat_print(texts, FLAGS.seed)
+    result["print"] = legibility.score(legibility.render_and_read(neat, scale), texts)
     for name, out in [("neat print", result["print"]), *result["models"].items()]:
-        print(f"{name}: mean line CER {out['mean_cer']:.3f}, lines over 0.5: {out['over_half']} of {len(texts)}",
+        over_half = round(out["share_over_half"] * len(texts))
+        print(f"{name}: mean line CER {out['mean_cer']:.3f}, lines over 0.5: {over_half} of {len(texts)}",
               file=sys.stderr)
     print(json.dumps(result))
 

@@ -174,6 +174,39 @@ def choose_lines(data, count: int, min_chars: int = 12, max_chars: int = 60) -> 
     return chosen[:count]
 
 
+def score(readings: Sequence[str], texts: Sequence[str]) -> dict:
+    """Tesseract's `readings` of lines against their `texts`: `cer` (all
+    lines pooled), `mean_cer`, `share_over_half`, `over_half_in_capitals`,
+    `line_cers` and the readings."""
+    line_cers = [character_error_rate([r], [t]) for r, t in zip(readings, texts)]
+    return {
+        "cer": character_error_rate(readings, texts),
+        "mean_cer": float(np.mean(line_cers)),
+        "share_over_half": float(np.mean([c > 0.5 for c in line_cers])),
+        "over_half_in_capitals": sum(c > 0.5 for c, t in zip(line_cers, texts) if in_capitals(t)),
+        "line_cers": line_cers,
+        "readings": [_normal(r) for r in readings],
+    }
+
+
+def neat_print(texts: Sequence[str], seed: int) -> list:
+    """The texts in a neat printed hand (`synthetic.NEAT`), as strokes:
+    what Tesseract makes of each text when the writing is not at fault."""
+    from hwtf.data import synthetic
+
+    return [synthetic.write(t, np.random.default_rng([seed, i]), synthetic.NEAT) for i, t in enumerate(texts)]
+
+
+def write_lines(writer, texts: Sequence[str], bias: float, seed: int, candidates: int = 1) -> list:
+    """Each text's strokes as `writer` (an `hwtf.writer.Writer`) writes it, 16
+    texts a batch, 40 steps a character at most."""
+    written = []
+    for start in range(0, len(texts), 16):
+        ink = writer.write(list(texts[start : start + 16]), bias, seed, steps_per_char=40, candidates=candidates)
+        written.extend(line.strokes for line in ink)
+    return written
+
+
 def legibility(model_path: str, data, lines: int = 32, biases: Sequence[float] = (0.0, 0.5, 1.0),
                seed: int = 0, keep_dir: str | None = None, candidates: Sequence[int] = (1,)) -> dict:
     """CER of real ink and of the model's writing of the same texts.
@@ -202,7 +235,6 @@ def legibility(model_path: str, data, lines: int = 32, biases: Sequence[float] =
     """
     import time
 
-    from hwtf.data import synthetic
     from hwtf.data.strokes import offsets_to_strokes
     from hwtf.writer import Writer
 
@@ -216,22 +248,8 @@ def legibility(model_path: str, data, lines: int = 32, biases: Sequence[float] =
     scale = pixels_per_unit(float(config.normalizer_lib.mean[0]))
     capitals = [i for i, t in enumerate(texts) if in_capitals(t)]
 
-    def scored(readings: list[str]) -> dict:
-        line_cers = [character_error_rate([r], [t]) for r, t in zip(readings, texts)]
-        return {
-            "cer": character_error_rate(readings, texts),
-            "mean_cer": float(np.mean(line_cers)),
-            "share_over_half": float(np.mean([c > 0.5 for c in line_cers])),
-            "over_half_in_capitals": sum(line_cers[i] > 0.5 for i in capitals),
-            "line_cers": line_cers,
-            "readings": [_normal(r) for r in readings],
-        }
-
     real = render_and_read([offsets_to_strokes(data.offsets[i]) for i in index], scale, keep_dir, "real")
-    # The same texts in a neat printed hand (`synthetic.NEAT`): what Tesseract
-    # makes of each text when the writing is not at fault.
-    neat = [synthetic.write(t, np.random.default_rng([seed, i]), synthetic.NEAT) for i, t in enumerate(texts)]
-    printed = render_and_read(neat, scale, keep_dir, "print")
+    printed = render_and_read(neat_print(texts, seed), scale, keep_dir, "print")
     result = {
         "model": model_path,
         "lines": len(texts),
@@ -240,19 +258,17 @@ def legibility(model_path: str, data, lines: int = 32, biases: Sequence[float] =
         "seed": seed,
         "texts": texts,
         "in_capitals": capitals,
-        "real": scored(real),
-        "print": scored(printed),
+        "real": score(real, texts),
+        "print": score(printed, texts),
         "generated": {},
     }
     for bias in biases:
         for n in candidates:
             key = f"{bias:g}" if n == 1 else f"{bias:g} x{n}"
-            written, start_time = [], time.perf_counter()
-            for start in range(0, len(texts), 16):
-                ink = writer.write(texts[start : start + 16], bias, seed, steps_per_char=40, candidates=n)
-                written.extend(line.strokes for line in ink)
+            start_time = time.perf_counter()
+            written = write_lines(writer, texts, bias, seed, n)
             seconds = time.perf_counter() - start_time
             readings = render_and_read(written, scale, keep_dir, f"bias{bias:g}x{n}")
-            result["generated"][key] = {**scored(readings), "candidates": n, "bias": bias,
+            result["generated"][key] = {**score(readings, texts), "candidates": n, "bias": bias,
                                         "seconds_per_line": seconds / len(texts)}
     return result
