@@ -66,28 +66,36 @@ def quiet_start() -> None:
         quiet_import_tensorflow()
 
 
-def run(main, name: str, info: bool = False) -> None:
+def run(main, name: str, info: bool = False, check=None) -> None:
     """`app.run(main)` with a quiet start and one-line errors.
 
     Args:
       name: the command, for its error lines (`hwtf.sample: error: ...`).
       info: keep Python INFO logging when not `--verbose` (training's
         progress); otherwise only warnings and errors.
+      check: a function of no arguments that refuses bad flag values (raising
+        `UsageError`) without TensorFlow: it runs once the flags are parsed
+        and before TensorFlow is imported, so that a mistyped flag is named
+        in about a second rather than after TensorFlow's ten.
     """
     verbose = verbose_requested()
-    quiet_start()
+    if check is None:
+        quiet_start()
 
     def wrapped(argv):
-        if not (verbose or info):
-            logging.set_verbosity(logging.WARNING)
-        if not verbose:
-            # TensorFlow's own INFO lines (checkpoint sharding, signature
-            # input renaming, assets written) are internals, not progress.
-            import logging as python_logging
-
-            python_logging.getLogger("tensorflow").setLevel(python_logging.WARNING)
-            logging.get_absl_handler().addFilter(_HwtfInfoOnly())
         try:
+            if check is not None:
+                check()
+                quiet_start()
+            if not (verbose or info):
+                logging.set_verbosity(logging.WARNING)
+            if not verbose:
+                # TensorFlow's own INFO lines (checkpoint sharding, signature
+                # input renaming, assets written) are internals, not progress.
+                import logging as python_logging
+
+                python_logging.getLogger("tensorflow").setLevel(python_logging.WARNING)
+                logging.get_absl_handler().addFilter(_HwtfInfoOnly())
             return main(argv)
         except app.UsageError as e:
             sys.stderr.write(f"{name}: error: {e}\n")
@@ -100,14 +108,16 @@ def dataset_flag(flag_values=None) -> str:
     """The data set that `--dataset` and `--data_dir` ask for: IAM-OnDB
     whenever `--data_dir` is given without `--dataset` (a path was never meant
     to be ignored), refusing `--dataset=synthetic` with a `--data_dir` and
-    `--dataset=iamondb` without one."""
+    `--dataset=iamondb` without one, and a `--data_dir` that is not there."""
     values = flag_values or flags.FLAGS
     dataset, data_dir = values.dataset, values.data_dir
     if data_dir and not values["dataset"].present:
-        return "iamondb"
+        dataset = "iamondb"
     if data_dir and dataset == "synthetic":
         raise app.UsageError(f"--data_dir={data_dir} is for --dataset=iamondb; the synthetic set is embedded "
                              "(drop --data_dir, or say --dataset=iamondb)")
     if dataset == "iamondb" and not data_dir:
         raise app.UsageError("--dataset=iamondb needs --data_dir (the IAM-OnDB folder or archive you have)")
+    if data_dir and not os.path.exists(data_dir):
+        raise app.UsageError(f"--data_dir={data_dir}: no such folder or archive")
     return dataset

@@ -143,10 +143,8 @@ def evaluate(path: str, data, batch_size: int = 16) -> dict:
     }
 
 
-def main(argv):
-    del argv
-    from hwtf.data import dataset as dataset_lib
-
+def check_flags() -> None:
+    """Refuses flag values that cannot evaluate, before TensorFlow loads."""
     from hwtf import cli
 
     FLAGS.dataset = cli.dataset_flag()
@@ -154,6 +152,31 @@ def main(argv):
         raise app.UsageError(f"--max_lines={FLAGS.max_lines}: must be 0 (all) or more")
     if FLAGS.batch_size < 1:
         raise app.UsageError(f"--batch_size={FLAGS.batch_size}: must be at least 1")
+    if FLAGS.legibility:
+        legibility_options()
+
+
+def legibility_options() -> tuple[list[float], list[int]]:
+    """`--legibility`'s model check, and its biases and candidates."""
+    if not os.path.exists(os.path.join(FLAGS.model, "saved_model.pb")):
+        raise app.UsageError(f"--legibility needs an exported SavedModel; --model={FLAGS.model} is not one")
+    try:
+        biases = [float(b) for b in FLAGS.biases]
+    except ValueError as e:
+        raise app.UsageError(f"--biases={','.join(FLAGS.biases)}: {e}") from e
+    try:
+        candidates = [int(n) for n in FLAGS.candidates]
+    except ValueError as e:
+        raise app.UsageError(f"--candidates={','.join(FLAGS.candidates)}: {e}") from e
+    if not candidates or min(candidates) < 1:
+        raise app.UsageError(f"--candidates={','.join(FLAGS.candidates)}: each must be at least 1")
+    return biases, candidates
+
+
+def main(argv):
+    del argv
+    from hwtf.data import dataset as dataset_lib
+
     split = FLAGS.split or ("testset_v" if FLAGS.dataset == "iamondb" else "valid")
     try:
         data = dataset_lib.load(FLAGS.dataset, [split], FLAGS.data_dir, FLAGS.cache_dir)
@@ -181,18 +204,7 @@ def main(argv):
 def _main_legibility(data, split: str) -> None:
     from hwtf import legibility
 
-    if not os.path.exists(os.path.join(FLAGS.model, "saved_model.pb")):
-        raise app.UsageError(f"--legibility needs an exported SavedModel; --model={FLAGS.model} is not one")
-    try:
-        biases = [float(b) for b in FLAGS.biases]
-    except ValueError as e:
-        raise app.UsageError(f"--biases={','.join(FLAGS.biases)}: {e}") from e
-    try:
-        candidates = [int(n) for n in FLAGS.candidates]
-    except ValueError as e:
-        raise app.UsageError(f"--candidates={','.join(FLAGS.candidates)}: {e}") from e
-    if not candidates or min(candidates) < 1:
-        raise app.UsageError(f"--candidates={','.join(FLAGS.candidates)}: each must be at least 1")
+    biases, candidates = legibility_options()
     try:
         result = legibility.legibility(
             FLAGS.model, data, FLAGS.legibility_lines, biases, FLAGS.seed, FLAGS.legibility_dir, candidates
@@ -227,4 +239,4 @@ if __name__ == "__main__":
     define_flags()
     from hwtf import cli
 
-    cli.run(main, "hwtf.evaluate", info=True)
+    cli.run(main, "hwtf.evaluate", info=True, check=check_flags)

@@ -31,11 +31,11 @@ if __name__ == "__main__":  # python -m hwtf.export: silence TensorFlow's start-
 import tensorflow as tf  # noqa: E402
 
 from hwtf.data.strokes import Alphabet
+from hwtf.files import CONFIG_FILE, check_export_dir  # noqa: F401 (check_export_dir: hwtf.export's API)
 from hwtf.model import HandwritingModel, ModelConfig, pad_chars, prime_state, sample_loop
 from hwtf.precision import POLICIES
 from hwtf.writer import SCORE_FEATURES, SCORE_LINEAR, SCORE_SQUARE, STYLES_FILE, UNFINISHED_PENALTY
 
-CONFIG_FILE = "hwtf_config.json"
 # The bound on a generated line's points per character of the longest text in
 # its batch (plus 100), whatever `max_steps` asks: IAM-OnDB has about 22.
 MAX_STEPS_PER_CHAR = 100
@@ -343,27 +343,6 @@ _SIGNATURES = {
     ],
     "config": [],
 }
-
-
-def check_export_dir(export_dir: str) -> None:
-    """Refuses to export into a folder that holds anything but an hwtf
-    export: an export replaces its folder, which must never be the user's
-    files (`--export_dir=.` would have been the checkout).
-
-    Raises:
-      ValueError: naming the folder and what is in it.
-    """
-    path = os.path.abspath(export_dir)
-    if not os.path.exists(path):
-        return
-    if not os.path.isdir(path):
-        raise ValueError(f"{export_dir} is a file, not an export folder")
-    entries = os.listdir(path)
-    is_export = os.path.exists(os.path.join(path, "saved_model.pb")) and os.path.exists(os.path.join(path, CONFIG_FILE))
-    if entries and not is_export:
-        shown = ", ".join(sorted(entries)[:5]) + (", ..." if len(entries) > 5 else "")
-        raise ValueError(f"{export_dir} holds files that are not an hwtf export ({shown}); "
-                         "an export replaces its folder, so give a new or empty one")
 
 
 def _build_in(config: ModelConfig, precision: str) -> HandwritingModel:

@@ -33,3 +33,28 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+# An hwtf export's model config, beside its saved_model.pb.
+CONFIG_FILE = "hwtf_config.json"
+
+
+def check_export_dir(export_dir: str) -> None:
+    """Refuses to export into a folder that holds anything but an hwtf
+    export: an export replaces its folder, which must never be the user's
+    files (`--export_dir=.` would have been the checkout).
+
+    Raises:
+      ValueError: naming the folder and what is in it.
+    """
+    path = os.path.abspath(export_dir)
+    if not os.path.exists(path):
+        return
+    if not os.path.isdir(path):
+        raise ValueError(f"{export_dir} is a file, not an export folder")
+    entries = os.listdir(path)
+    is_export = os.path.exists(os.path.join(path, "saved_model.pb")) and os.path.exists(os.path.join(path, CONFIG_FILE))
+    if entries and not is_export:
+        shown = ", ".join(sorted(entries)[:5]) + (", ..." if len(entries) > 5 else "")
+        raise ValueError(f"{export_dir} holds files that are not an hwtf export ({shown}); "
+                         "an export replaces its folder, so give a new or empty one")

@@ -143,7 +143,6 @@ def main(argv):
     from hwtf import inkml, render
     from hwtf.writer import layout_page, wrap_text
 
-    check_flags()
     writer = load_writer(FLAGS.model)
     lines = wrap_text(FLAGS.text, FLAGS.width)
     unknown = writer.unknown_chars(FLAGS.text.replace("\n", ""))
@@ -199,4 +198,4 @@ if __name__ == "__main__":
     define_flags()
     from hwtf import cli
 
-    cli.run(main, "hwtf.sample")
+    cli.run(main, "hwtf.sample", check=check_flags)

@@ -133,14 +133,12 @@ def make_strategy(kind: str, cpu_devices: int):
     return tf.distribute.get_strategy()
 
 
-def make_multi_worker_strategy():
-    """MultiWorkerMirroredStrategy from the `TF_CONFIG` environment variable
-    (`{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker",
-    "index": i}}`), checked first so that a missing or broken one is named
-    rather than hanging or training alone."""
+def check_tf_config() -> tuple[dict, dict]:
+    """Refuses a missing or broken `TF_CONFIG` (`{"cluster": {"worker":
+    ["host:port", ...]}, "task": {"type": "worker", "index": i}}`) for
+    `--strategy=multi_worker`, naming it rather than hanging or training alone;
+    gives its cluster and task."""
     import json
-
-    import tensorflow as tf
 
     raw = os.environ.get("TF_CONFIG")
     if not raw:
@@ -155,6 +153,17 @@ def make_multi_worker_strategy():
             raise ValueError(f"task index {task['index']} is not among the {len(members)} {task['type']} tasks")
     except (ValueError, KeyError, TypeError) as e:
         raise app.UsageError(f"TF_CONFIG is not a cluster and task description ({e}): {raw[:200]}") from e
+    return cluster, task
+
+
+def make_multi_worker_strategy():
+    """MultiWorkerMirroredStrategy from the `TF_CONFIG` environment variable,
+    checked first (`check_tf_config`)."""
+    import json
+
+    import tensorflow as tf
+
+    cluster, task = check_tf_config()
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     logging.info("MultiWorkerMirroredStrategy: %s %d of %s, %d replica(s) in all",
                  task["type"], int(task["index"]), json.dumps(cluster), strategy.num_replicas_in_sync)
@@ -319,6 +328,8 @@ def validate_flags() -> None:
     if FLAGS.time_limit and FLAGS.strategy == "multi_worker":
         raise app.UsageError("--time_limit cannot end a multi_worker run: each worker's clock would pick "
                              "another last step; give --steps")
+    if FLAGS.strategy == "multi_worker":
+        check_tf_config()
     if not (math.isfinite(FLAGS.learning_rate) and FLAGS.learning_rate > 0):
         raise app.UsageError(f"--learning_rate={FLAGS.learning_rate:g}: must be a positive number")
     if not (math.isfinite(FLAGS.clipnorm) and FLAGS.clipnorm >= 0):
@@ -330,7 +341,7 @@ def validate_flags() -> None:
     if not 0.0 <= FLAGS.teacher_forcing_floor <= 1.0:
         raise app.UsageError(f"--teacher_forcing_floor={FLAGS.teacher_forcing_floor:g}: must be in [0, 1]")
     from hwtf import cli
-    from hwtf.export import check_export_dir
+    from hwtf.files import check_export_dir
 
     FLAGS.dataset = cli.dataset_flag()
     export_dir = os.path.join(FLAGS.train_dir, "export") if FLAGS.export_dir is None else FLAGS.export_dir
@@ -673,7 +684,6 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     import keras
 
-    validate_flags()
     strategy = make_strategy(FLAGS.strategy, FLAGS.cpu_devices)
     if FLAGS.batch_size % strategy.num_replicas_in_sync:
         raise app.UsageError(f"--batch_size={FLAGS.batch_size} must divide among "
@@ -714,4 +724,4 @@ if __name__ == "__main__":
     define_flags()
     from hwtf import cli
 
-    cli.run(main, "hwtf.train", info=True)
+    cli.run(main, "hwtf.train", info=True, check=validate_flags)

@@ -37,13 +37,18 @@ def summary(data) -> dict:
     }
 
 
+def check_flags() -> None:
+    """Refuses a contradictory --dataset and --data_dir before TensorFlow loads."""
+    from hwtf import cli
+
+    FLAGS.dataset = cli.dataset_flag()
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from hwtf import cli
     from hwtf.data import dataset as dataset_lib
 
-    FLAGS.dataset = cli.dataset_flag()
     split = FLAGS.split or _DEFAULT_SPLIT[FLAGS.dataset]
     splits = [s.strip() for s in split.split(",") if s.strip()]
     try:
@@ -73,4 +78,4 @@ if __name__ == "__main__":
     define_flags()
     from hwtf import cli
 
-    cli.run(main, "hwtf.data", info=True)
+    cli.run(main, "hwtf.data", info=True, check=check_flags)

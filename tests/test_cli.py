@@ -1,0 +1,41 @@
+"""What the commands share (`hwtf.cli`): a bad flag value is named in one
+line, with exit status 2, before TensorFlow is imported (which takes ten
+seconds of a slow host), and nothing is written."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("command, message", [
+    (["hwtf.sample", "--text=hi", "--width=0"], "--width=0: must be at least 1"),
+    (["hwtf.sample", "--text=hi", "--out={tmp}/x.gif"], "expected a .svg or .png picture"),
+    (["hwtf.train", "--flagfile=flags/ci.cfg", "--mixtures=0"], "--mixtures=0: must be at least 1"),
+    (["hwtf.train", "--flagfile=flags/ci.cfg", "--strategy=multi_worker"], "needs TF_CONFIG"),
+    (["hwtf.train", "--flagfile=flags/ci.cfg", "--export_dir={tmp}/notes"], "holds files that are not an hwtf export (x.txt)"),
+    (["hwtf.data", "--data_dir={tmp}/missing"], "--data_dir={tmp}/missing: no such"),
+    (["hwtf.evaluate", "--model=saved_models/synthetic-demo", "--batch_size=0"], "--batch_size=0: must be at"),
+    (["hwtf.evaluate", "--model={tmp}", "--legibility"], "--legibility needs an exported SavedModel"),
+    (["hwtf.data", "--dataset=synthetic", "--data_dir={tmp}"], "is for --dataset=iamondb"),
+])
+def test_a_bad_flag_is_refused_before_tensorflow_loads(tmp_path, command, message):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "x.txt").write_text("mine")
+    args = [a.format(tmp=tmp_path) for a in command]
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    env["HWTF_CACHE"] = str(tmp_path / "cache")
+    if args[0] == "hwtf.train":
+        args.append(f"--train_dir={tmp_path / 'run'}")
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, env=env)
+    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    said = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+    assert proc.returncode == 2 and len(said) == 1 and said[0].startswith(f"{args[0]}: error: "), said
+    assert message.format(tmp=tmp_path) in said[0], said
+    assert "hwtf.cli" in imported and "tensorflow" not in imported and "keras" not in imported
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes"]
