@@ -116,15 +116,22 @@ def check_flags() -> None:
         raise app.UsageError(f"--stroke_width={FLAGS.stroke_width}: must be a positive number")
     if not is_color_like(FLAGS.colour):
         raise app.UsageError(f"--colour={FLAGS.colour}: not a colour (a name such as 'navy', or '#1f3a93')")
+    check_model(FLAGS.model)
+    if FLAGS.style is not None:  # the export's styles.json, read without TensorFlow
+        from hwtf.writer import get_style
+
+        try:
+            get_style(FLAGS.model, FLAGS.style)
+        except ValueError as e:
+            raise app.UsageError(f"--style={FLAGS.style}: {e}") from e
     for flag in ("out", "plot_attention", "plot_density"):
         if getattr(FLAGS, flag):
             _check_output(flag, getattr(FLAGS, flag))
 
 
-def load_writer(path: str):
-    """The export at `--model`, or a one-line error saying what the folder is."""
-    from hwtf.writer import Writer
-
+def check_model(path: str) -> None:
+    """A one-line error saying what `--model`'s folder is, unless it holds an
+    export."""
     if not os.path.isdir(path):
         raise app.UsageError(f"--model={path}: no such SavedModel directory")
     if not os.path.exists(os.path.join(path, "saved_model.pb")):
@@ -132,6 +139,13 @@ def load_writer(path: str):
         if os.path.exists(os.path.join(export, "saved_model.pb")):
             raise app.UsageError(f"--model={path} is a training folder; its export is --model={export}")
         raise app.UsageError(f"--model={path}: not an exported SavedModel (no saved_model.pb)")
+
+
+def load_writer(path: str):
+    """The export at `--model`, or a one-line error saying what the folder is."""
+    from hwtf.writer import Writer
+
+    check_model(path)
     try:
         return Writer.load(path)
     except (ValueError, OSError) as e:

@@ -14,6 +14,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.mark.parametrize("command, message", [
     (["hwtf.sample", "--text=hi", "--width=0"], "--width=0: must be at least 1"),
     (["hwtf.sample", "--text=hi", "--out={tmp}/x.gif"], "expected a .svg or .png picture"),
+    (["hwtf.sample", "--text=hi", "--model={tmp}/nope"], "--model={tmp}/nope: no such SavedModel directory"),
+    (["hwtf.sample", "--text=hi", "--style=99"], "--style=99: style 99 does not exist"),
     (["hwtf.train", "--flagfile=flags/ci.cfg", "--mixtures=0"], "--mixtures=0: must be at least 1"),
     (["hwtf.train", "--flagfile=flags/ci.cfg", "--strategy=multi_worker"], "needs TF_CONFIG"),
     (["hwtf.train", "--flagfile=flags/ci.cfg", "--export_dir={tmp}/notes"], "holds files that are not an hwtf export (x.txt)"),
