@@ -31,7 +31,7 @@ if __name__ == "__main__":  # python -m hwtf.export: silence TensorFlow's start-
 import tensorflow as tf  # noqa: E402
 
 from hwtf.data.strokes import Alphabet
-from hwtf.files import CONFIG_FILE, check_export_dir  # noqa: F401 (check_export_dir: hwtf.export's API)
+from hwtf.files import CONFIG_FILE, check_export_dir
 from hwtf.model import HandwritingModel, ModelConfig, pad_chars, prime_state, sample_loop
 from hwtf.precision import POLICIES
 from hwtf.writer import SCORE_FEATURES, SCORE_LINEAR, SCORE_SQUARE, STYLES_FILE, UNFINISHED_PENALTY

@@ -142,10 +142,10 @@ def check_model(path: str) -> None:
 
 
 def load_writer(path: str):
-    """The export at `--model`, or a one-line error saying what the folder is."""
+    """The export at `--model` (which `check_flags` has checked), or a
+    one-line error saying why it cannot be loaded."""
     from hwtf.writer import Writer
 
-    check_model(path)
     try:
         return Writer.load(path)
     except (ValueError, OSError) as e:
