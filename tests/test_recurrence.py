@@ -101,7 +101,11 @@ def test_stack_gradient_matches_autodiff_of_the_one_step_path(window_mixtures, l
         loss += final_loss(state)
     want = tape.gradient(loss, stack.trainable_variables)
     for v, g, w in zip(stack.trainable_variables, grads, want):
-        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=2e-4, atol=2e-5, err_msg=v.path)
+        # float32 rounding scales with the sums a gradient is made of, so the
+        # absolute tolerance scales with the weight's largest gradient (one
+        # small entry of a kernel whose entries reach 9 once differed by 6e-5).
+        atol = 2e-5 * max(1.0, float(np.abs(w.numpy()).max()))
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=2e-4, atol=atol, err_msg=v.path)
 
 
 @pytest.mark.parametrize("gradients, layout", [("handwritten", "layered"), ("autodiff", "layered"),
