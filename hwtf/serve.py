@@ -328,9 +328,9 @@ def make_server(model: str, host: str = "127.0.0.1", port: int = 0, workers: int
     return Server((host, port), Service(model, workers, queue, name), timeout)
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+def check_flags() -> None:
+    """Refuses flag values the server cannot start with, in one line naming
+    the flag, before TensorFlow is imported (`cli.run`'s `check`)."""
     if not 0 <= FLAGS.port < 65536:
         raise app.UsageError(f"--port={FLAGS.port}: expected 0 to 65535")
     if FLAGS.workers < 1 or FLAGS.queue < 0:
@@ -339,6 +339,11 @@ def main(argv):
         raise app.UsageError(f"--model_name={FLAGS.model_name!r}: letters, digits, '-', '_' and '.' only")
     if not os.path.exists(os.path.join(FLAGS.model, "saved_model.pb")):
         raise app.UsageError(f"--model={FLAGS.model}: not an exported SavedModel directory (no saved_model.pb)")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:
         server = make_server(FLAGS.model, FLAGS.host, FLAGS.port, FLAGS.workers, FLAGS.queue, FLAGS.model_name)
     except ValueError as e:
@@ -361,4 +366,4 @@ if __name__ == "__main__":
     define_flags()
     from hwtf import cli
 
-    cli.run(main, "hwtf.serve")
+    cli.run(main, "hwtf.serve", check=check_flags)

@@ -23,6 +23,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     (["hwtf.evaluate", "--model=saved_models/synthetic-demo", "--batch_size=0"], "--batch_size=0: must be at"),
     (["hwtf.evaluate", "--model={tmp}", "--legibility"], "--legibility needs an exported SavedModel"),
     (["hwtf.data", "--dataset=synthetic", "--data_dir={tmp}"], "is for --dataset=iamondb"),
+    (["hwtf.serve", "--model={tmp}"], "--model={tmp}: not an exported SavedModel directory"),
+    (["hwtf.serve", "--port=70000"], "--port=70000: expected 0 to 65535"),
 ])
 def test_a_bad_flag_is_refused_before_tensorflow_loads(tmp_path, command, message):
     (tmp_path / "notes").mkdir()
