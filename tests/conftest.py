@@ -1,6 +1,8 @@
 """Shared test setup: quiet TensorFlow, a small model configuration."""
 
+import fcntl
 import os
+import shutil
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -36,16 +38,45 @@ def random_batch(rng: np.random.Generator, lengths, char_lengths, alphabet_size=
     return {"offsets": offsets, "lengths": lengths, "chars": chars, "char_lengths": char_lengths}
 
 
-@pytest.fixture(scope="session")
-def exported(tmp_path_factory):
-    """A tiny untrained synthesis model, exported: `(path, config)`."""
-    from hwtf.export import export
+def made_once(tmp_path_factory, name, make):
+    """The folder `name`, filled by `make(folder)` once in the whole test run.
+
+    Under pytest-xdist each worker has its own session, so a session fixture
+    would be made once a worker: here the first worker to ask makes it,
+    under a lock in the folder the workers share, and the others wait for it
+    and read it. Whoever uses it must not change it.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # popen-gw0, popen-gw1, ... share their parent
+    folder = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".made").exists():  # a failed make is made again
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            make(folder)
+            (folder / ".made").touch()
+    return folder
+
+
+def _export_config():
     from hwtf.model import ModelConfig
 
-    config = ModelConfig(
+    return ModelConfig(
         lstm_units=16, lstm_layers=2, window_mixtures=3, mixtures=4,
         alphabet="abcdefghijklmnopqrstuvwxyz .", normalizer={"mean": [8.0, 0.5], "std": [20.0, 25.0]},
     )
-    path = str(tmp_path_factory.mktemp("export") / "synthesis")
-    export(config.build_model(), config, path)
-    return path, config
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """A tiny untrained synthesis model, exported: `(path, config)` (one
+    export for all the test processes: read it, never change it)."""
+
+    def make(folder):
+        from hwtf.export import export
+
+        export(_export_config().build_model(), _export_config(), str(folder / "synthesis"))
+
+    return str(made_once(tmp_path_factory, "exported", make) / "synthesis"), _export_config()
