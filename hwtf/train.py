@@ -56,6 +56,9 @@ def define_flags() -> None:
     flags.DEFINE_integer("chunk_length", None, "Cut lines into chunks of this many points (prediction).")
     flags.DEFINE_integer("capitals_repeat", 1, "Train on each line with two or more capitals in a row (\"BBC\", "
                          "\"SCALE WAR\") this many times an epoch (1 = once, like every other line).")
+    flags.DEFINE_integer("synthetic_capitals", 0, "Add this many synthetic lines in capitals to each epoch "
+                         "(Hershey print fonts, hwtf.data.synthetic.capitals; the same lines every run): IAM-OnDB's "
+                         "training lines hold 8 lines in capitals and 196 capital Es.")
     flags.DEFINE_integer("alphabet_min_count", 1, "Characters rarer than this in training map to unknown.")
     # Optimisation.
     flags.DEFINE_integer("batch_size", 32, "Lines per batch (over all replicas).")
@@ -320,7 +323,7 @@ def validate_flags() -> None:
     for name in positive:
         if getattr(FLAGS, name) < 1:
             raise app.UsageError(f"--{name}={getattr(FLAGS, name)}: must be at least 1")
-    for name in ("steps", "eval_lines", "image_every", "teacher_forcing_steps"):
+    for name in ("steps", "eval_lines", "image_every", "teacher_forcing_steps", "synthetic_capitals"):
         if getattr(FLAGS, name) < 0:
             raise app.UsageError(f"--{name}={getattr(FLAGS, name)}: must not be negative")
     if not (math.isfinite(FLAGS.time_limit) and FLAGS.time_limit >= 0):
@@ -406,19 +409,35 @@ def resolve_config(train_set, write: bool = True):
     return config
 
 
-def epoch_lines(train_set, capitals_repeat: int):
+SYNTHETIC_CAPITALS_SEED = 1300  # --synthetic_capitals: the same lines in every run and stint
+
+
+def epoch_lines(train_set, capitals_repeat: int, synthetic_capitals: int = 0, alphabet=None):
     """The lines an epoch draws: `train_set` with each line that has capitals
-    in a row `capitals_repeat` times (`--capitals_repeat`). Call it after the
-    config is resolved, so that the normaliser stays the data's own;
+    in a row `capitals_repeat` times (`--capitals_repeat`), then
+    `synthetic_capitals` synthetic lines in capitals (`--synthetic_capitals`;
+    lines with a character outside `alphabet` are left out). Call it after
+    the config is resolved, so that the normaliser stays the data's own;
     `make_datasets` and the JAX stint's export (`hwtf.stint_state`) both do."""
     from hwtf.data import dataset as dataset_lib
 
-    if capitals_repeat == 1:
-        return train_set
-    before = len(train_set)
-    train_set = dataset_lib.repeat_lines(train_set, dataset_lib.has_capital_run, capitals_repeat)
-    logging.info("--capitals_repeat=%d: %d lines with capitals in a row, %d lines an epoch",
-                 capitals_repeat, (len(train_set) - before) // (capitals_repeat - 1), len(train_set))
+    if capitals_repeat > 1:
+        before = len(train_set)
+        train_set = dataset_lib.repeat_lines(train_set, dataset_lib.has_capital_run, capitals_repeat)
+        logging.info("--capitals_repeat=%d: %d lines with capitals in a row, %d lines an epoch",
+                     capitals_repeat, (len(train_set) - before) // (capitals_repeat - 1), len(train_set))
+    if synthetic_capitals:
+        from hwtf.data import synthetic
+        from hwtf.data.strokes import HandwritingSet
+
+        lines = synthetic.capitals(synthetic_capitals, SYNTHETIC_CAPITALS_SEED)
+        if alphabet is not None:
+            lines = [line for line in lines if not alphabet.unknown_chars(line.text)]
+        extra = HandwritingSet.from_lines(lines)
+        train_set = HandwritingSet(train_set.ids + extra.ids, train_set.texts + extra.texts,
+                                   train_set.offsets + extra.offsets, train_set.skipped)
+        logging.info("--synthetic_capitals=%d: %d synthetic lines in capitals, %d lines an epoch",
+                     synthetic_capitals, len(extra), len(train_set))
     return train_set
 
 
@@ -429,7 +448,7 @@ def make_datasets(config, train_set, valid_set, strategy=None):
     from hwtf.data import dataset as dataset_lib
 
     alphabet, normalizer = config.alphabet_lib, config.normalizer_lib
-    train_set = epoch_lines(train_set, FLAGS.capitals_repeat)
+    train_set = epoch_lines(train_set, FLAGS.capitals_repeat, FLAGS.synthetic_capitals, alphabet)
     train_ds = dataset_lib.make_dataset(
         train_set, alphabet, normalizer, FLAGS.batch_size, seed=FLAGS.seed,
         max_length=FLAGS.max_length, chunk_length=FLAGS.chunk_length, buckets=FLAGS.length_buckets,

@@ -181,6 +181,27 @@ def test_the_stints_lines_repeat_the_lines_with_capitals_as_hwtf_train_does():
     assert arrays["char_lengths"].tolist() == [5, 7, 4, 7, 7]
 
 
+def test_synthetic_capitals_join_the_epoch_within_the_alphabet():
+    from hwtf import train
+    from hwtf.data import strokes as strokes_lib
+    from hwtf.data import synthetic
+
+    offsets = [np.full((n, 3), [1, 2, 0], np.float32) for n in (10, 20)]
+    data = strokes_lib.HandwritingSet(["a", "b"], ["plain", "the BBC"], offsets)
+    lines = synthetic.capitals(12, train.SYNTHETIC_CAPITALS_SEED)
+    wide = strokes_lib.Alphabet.from_texts([line.text for line in lines])
+    epoch = train.epoch_lines(data, 2, synthetic_capitals=12, alphabet=wide)
+    assert epoch.ids[:3] == ["a", "b", "b"] and epoch.offsets[0] is offsets[0]
+    assert epoch.ids[3:] == [line.id for line in lines] and epoch.texts[3:] == [line.text for line in lines]
+    assert all(o.shape[1] == 3 and o[-1, 2] == 1 for o in epoch.offsets[3:])
+    # A line with a character the model has no id for is left out, not
+    # trained on as "unknown".
+    narrow = strokes_lib.Alphabet.from_texts(["".join(sorted(set(" ".join(lines[0].text))))])
+    kept = train.epoch_lines(data, 1, synthetic_capitals=12, alphabet=narrow)
+    assert kept.texts[2:] == [t for t in epoch.texts[3:] if not narrow.unknown_chars(t)]
+    assert lines[0].text in kept.texts and len(kept) < len(epoch) - 1
+
+
 @pytest.mark.slow
 def test_a_jax_stint_continues_the_run_and_training_resumes_from_it(tmp_path):
     """hwtf.train (10 steps) -> export -> 30 steps of the JAX stint, whose

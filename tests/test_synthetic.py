@@ -94,3 +94,19 @@ def test_scale_matches_iam_ondb():
 def test_unknown_character_is_an_error():
     with pytest.raises(ValueError, match="no glyph"):
         synthetic.write("caf\u00e9", np.random.default_rng(0))
+
+
+def test_capitals_are_print_lines_in_capitals_from_seed_and_index():
+    short, long = synthetic.capitals(2, seed=4), synthetic.capitals(6, seed=4)
+    assert all(_same(a, b) for a, b in zip(short, long))
+    assert [line.id for line in long] == [f"capitals-4-{i}" for i in range(6)]
+    corpus = " ".join(synthetic.sentences()).upper()
+    for line in long:
+        letters = [c for c in line.text if c.isalpha()]
+        assert letters and all(c.isupper() for c in letters), line.text
+        assert all(word in corpus for word in line.text.split(" ")), line.text
+        assert _steps(line).max() < strokes_lib.GLITCH_STEP
+    # The print fonts' capitals, not the script fonts' flourishes.
+    fonts = [synthetic._Writer.sample(np.random.default_rng([4, i]), synthetic.PRINT_FONTS).font for i in range(40)]
+    assert set(fonts) == set(synthetic.PRINT_FONTS)
+    assert not set(synthetic.PRINT_FONTS) & set(synthetic.CURSIVE_FONTS)

@@ -277,7 +277,8 @@ def test_learning_rate_schedules():
 
 
 def test_bad_flags_are_refused_before_anything_is_written(tmp_path):
-    for flag in ("--mixtures=0", "--batch_size=0", "--learning_rate=-1", "--capitals_repeat=0"):
+    for flag in ("--mixtures=0", "--batch_size=0", "--learning_rate=-1", "--capitals_repeat=0",
+                 "--synthetic_capitals=-1"):
         train_dir = tmp_path / "run"
         proc = subprocess.run(_train_command(str(train_dir), flag), cwd=REPO, capture_output=True, text=True,
                               timeout=300)

@@ -44,6 +44,7 @@ VERSION = "2"
 FONTS = ("cursive", "scripts", "futural", "rowmans")
 FONT_WEIGHTS = (0.35, 0.15, 0.3, 0.2)
 CURSIVE_FONTS = ("cursive", "scripts")
+PRINT_FONTS = tuple(f for f in FONTS if f not in CURSIVE_FONTS)
 
 MIN_CHARS, MAX_CHARS = 15, 60
 STEP = (24.0, 44.0)
@@ -174,8 +175,9 @@ class _Writer:
     jitter: float  # standard deviation of the tablet's noise on each point
 
     @classmethod
-    def sample(cls, rng: np.random.Generator) -> "_Writer":
-        font = FONTS[rng.choice(len(FONTS), p=FONT_WEIGHTS)]
+    def sample(cls, rng: np.random.Generator, fonts: tuple[str, ...] = FONTS) -> "_Writer":
+        weights = np.array([FONT_WEIGHTS[FONTS.index(f)] for f in fonts])
+        font = fonts[rng.choice(len(fonts), p=weights / weights.sum())]
         cursive = font in CURSIVE_FONTS
         # Sizes that give IAM-OnDB's width and ink per character: the print
         # fonts are narrow for their x-height, the script fonts wide.
@@ -336,6 +338,26 @@ def write(text: str, rng: np.random.Generator, writer: _Writer | None = None) ->
     writer = writer or _Writer.sample(rng)
     points, stroke = _layout(text, writer, rng)
     return tuple(_sample_pen(points, stroke, writer, rng))
+
+
+def capitals(num_lines: int, seed: int) -> list[Line]:
+    """`num_lines` synthetic lines in capitals ("THE TIME, BECAUSE"), each in
+    a random writer's hand; line `i` depends only on `(seed, i)`.
+
+    What IAM-OnDB's training lines barely hold: they have 8 lines in
+    capitals and 196 capital Es (`train --synthetic_capitals`). The print
+    fonts only: the script fonts' capitals are flourished beyond reading.
+
+    Returns:
+      `Line`s with ids `capitals-<seed>-<i>`, strokes as `generate`'s.
+    """
+    lines = []
+    for i in range(num_lines):
+        rng = np.random.default_rng([seed, i])
+        text = _text(rng).upper()
+        writer = _Writer.sample(rng, PRINT_FONTS)
+        lines.append(Line(f"capitals-{seed}-{i}", text, write(text, rng, writer)))
+    return lines
 
 
 def generate(num_lines: int, seed: int) -> list[Line]:
