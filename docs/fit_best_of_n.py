@@ -47,7 +47,8 @@ flags.DEFINE_integer("judged_candidates", 4, "Candidates per text the choice is 
 
 # `hwtf.writer.candidate_features`, in the order saved.
 FEATURES = ("peak", "coverage", "log_aspect", "unfinished", "log_points_per_char", "backward",
-            "log_strokes_per_char", "log_width_per_char", "log_longest_step", "last_on_end")
+            "log_strokes_per_char", "log_width_per_char", "log_longest_step", "last_on_end", "log_dwell_spread",
+            "log_ink_per_width")
 
 
 def features(offsets: np.ndarray, phi: np.ndarray, chars: int, finished: bool) -> list[float]:
@@ -83,10 +84,10 @@ def collect() -> None:
 
 
 def current_score(x: np.ndarray) -> np.ndarray:
-    """The export's score before this fit (2026-11-30 to 2026-12-02), from the
-    same features."""
-    f = {name: x[..., i] for i, name in enumerate(FEATURES)}
-    return 2.3 * f["peak"] - 2.1 * f["log_aspect"] + 2.0 * f["coverage"] - 4.0 * f["unfinished"]
+    """The score in use (`hwtf.writer.candidate_score`), from the same features."""
+    from hwtf.writer import candidate_score
+
+    return np.array([[candidate_score(dict(zip(FEATURES, row))) for row in text] for text in x])
 
 
 def judged(cer: np.ndarray, score: np.ndarray) -> dict:

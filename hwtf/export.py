@@ -34,7 +34,8 @@ from hwtf.data.strokes import Alphabet
 from hwtf.files import CONFIG_FILE, check_export_dir
 from hwtf.model import HandwritingModel, ModelConfig, pad_chars, prime_state, sample_loop
 from hwtf.precision import POLICIES
-from hwtf.writer import SCORE_FEATURES, SCORE_LINEAR, SCORE_SQUARE, STYLES_FILE, UNFINISHED_PENALTY
+from hwtf.writer import (DWELL_FLOOR, SCORE_FEATURES, SCORE_LINEAR, SCORE_SQUARE, STYLES_FILE,
+                         UNFINISHED_PENALTY)
 
 # The bound on a generated line's points per character of the longest text in
 # its batch (plus 100), whatever `max_steps` asks: IAM-OnDB has about 22.
@@ -217,7 +218,8 @@ class HandwritingModule(tf.Module):
         `candidate_features`, computed in the graph. A quadratic in how
         firmly the attention rested on each character, the line's height
         over width per character, its points, pen lifts and width per
-        character and its longest step, fitted to Tesseract's readings of
+        character, its longest step, the most attention one character got
+        against the median character's, and its ink per unit of width, fitted to Tesseract's readings of
         lines the shipped model wrote (docs/fit_best_of_n.py), less
         `UNFINISHED_PENALTY` for a line that ran to `max_steps`. The model's
         likelihood of its own ink rose with CER (+0.25), so it is not used."""
@@ -238,6 +240,14 @@ class HandwritingModule(tf.Module):
         median = tf.gather(ordered, tf.maximum(lengths - 1, 0) // 2, axis=1, batch_dims=1)
         longest = tf.reduce_max(tf.where(valid, step_length, 0.0), 1)
         lifts = tf.reduce_sum(strokes[..., 2] * time_mask, 1)
+        # Each character's attention summed over the points, sorted, padding last.
+        dwell = tf.sort(tf.where(char_mask > 0, tf.reduce_sum(phi * time_mask[..., None], 1) + DWELL_FLOOR, big), 1)
+        last_char = tf.maximum(chars, 1) - 1
+        dwell_spread = (tf.gather(dwell, last_char, axis=1, batch_dims=1)
+                        / tf.gather(dwell, last_char // 2, axis=1, batch_dims=1))
+        # A step is drawn when the pen was down at the point before it.
+        drawn = tf.reduce_sum(tf.norm(strokes[:, 1:, :2], axis=-1) * time_mask[:, 1:]
+                              * tf.cast(strokes[:, :-1, 2] < 0.5, tf.float32), 1)
         features = {
             "peak": tf.reduce_sum(tf.reduce_max(phi * time_mask[..., None], 1) * char_mask, 1) / n_chars,
             "log_aspect": tf.math.log(span[:, 1] / (span[:, 0] / n_chars)),
@@ -245,6 +255,8 @@ class HandwritingModule(tf.Module):
             "log_strokes_per_char": tf.math.log(tf.maximum(lifts, 1.0) / n_chars),
             "log_width_per_char": tf.math.log(span[:, 0] / n_chars),
             "log_longest_step": tf.math.log(tf.maximum(longest, 1e-6) / tf.maximum(median, 1e-6)),
+            "log_dwell_spread": tf.math.log(dwell_spread),
+            "log_ink_per_width": tf.math.log(tf.maximum(drawn, 1e-6) / span[:, 0]),
         }
         score = tf.add_n([SCORE_LINEAR[k] * features[k] + SCORE_SQUARE[k] * tf.square(features[k])
                           for k in SCORE_FEATURES])

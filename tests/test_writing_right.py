@@ -263,6 +263,29 @@ def test_generate_best_scores_as_candidate_score_does(loaded):
         assert best["lengths"].numpy()[b] == lengths[b * n + int(np.argmax(scores))]
 
 
+
+def test_candidate_features_see_a_letter_written_over_and_over():
+    """A line whose attention lingers on one letter while the pen loops over
+    it has a larger `log_dwell_spread` and lays more ink per unit of width
+    (`log_ink_per_width`) than the same line written once through."""
+    from hwtf.writer import candidate_features
+
+    chars, per_char = 5, 6
+    clean = np.zeros((chars * per_char, 3), np.float32)
+    clean[:, 0] = 2.0  # one straight stroke, left to right
+    clean[-1, 2] = 1.0
+    phi = np.repeat(np.eye(chars, dtype=np.float32), per_char, 0)
+    loop = np.tile(np.array([[0.0, 4.0, 0.0], [0.0, -4.0, 0.0]], np.float32), (12, 1))  # up and down in place
+    at = 2 * per_char  # inside the third letter
+    scribbled = np.concatenate([clean[:at], loop, clean[at:]])
+    scribbled_phi = np.concatenate([phi[:at], np.tile(phi[at : at + 1], (len(loop), 1)), phi[at:]])
+    plain, looped = candidate_features(clean, phi, chars), candidate_features(scribbled, scribbled_phi, chars)
+    assert plain["log_dwell_spread"] == pytest.approx(0.0, abs=1e-3)  # every letter got 6 points
+    assert looped["log_dwell_spread"] == pytest.approx(np.log((per_char + len(loop) + 1e-3) / (per_char + 1e-3)))
+    assert looped["log_ink_per_width"] - plain["log_ink_per_width"] == pytest.approx(
+        np.log((2.0 * (len(clean) - 1) + 4.0 * len(loop)) / (2.0 * (len(clean) - 1))), rel=1e-4)
+    assert plain["log_ink_per_width"] == pytest.approx(0.0, abs=1e-6)  # a straight line: as long as it is wide
+
 def test_cli_candidates(tmp_path, exported):
     out = tmp_path / "best.svg"
     proc = _sample_cli(f"--model={exported[0]}", "--text=abc", "--candidates=3", f"--out={out}")
