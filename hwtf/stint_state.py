@@ -164,14 +164,16 @@ def export_state(state_dir: str) -> dict:
         "step": int(trainer.step.numpy()),
         "recipe": {"batch_size": FLAGS.batch_size, "length_buckets": FLAGS.length_buckets,
                    "clipnorm": FLAGS.clipnorm, "max_length": FLAGS.max_length,
-                   "capitals_repeat": FLAGS.capitals_repeat, "synthetic_capitals": FLAGS.synthetic_capitals},
+                   "capitals_repeat": FLAGS.capitals_repeat, "synthetic_capitals": FLAGS.synthetic_capitals,
+                   "synthetic_capitals_text": FLAGS.synthetic_capitals_text},
         "log": [],
     }
     state = {"params": weights, "m": m, "v": v, "iterations": int(trainer.optimizer.iterations.numpy()),
              "skipped": int(trainer.skipped.numpy()), "learning_rate": float(trainer.optimizer.learning_rate.numpy())}
     jax_stint.write_state(state_dir, state, meta)
     data = data_arrays(train.epoch_lines(train_set, FLAGS.capitals_repeat, FLAGS.synthetic_capitals,
-                                         config.alphabet_lib), config.alphabet_lib, FLAGS.max_length)
+                                         config.alphabet_lib, FLAGS.synthetic_capitals_text),
+                       config.alphabet_lib, FLAGS.max_length)
     write_data(os.path.join(state_dir, jax_stint.DATA), data)
     logging.info("exported step %d and %d training lines to %s", meta["step"], len(data["lengths"]), state_dir)
     return meta

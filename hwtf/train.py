@@ -29,6 +29,8 @@ def define_flags() -> None:
     """The command's flags; defined when it runs, not on import (as every
     hwtf command does), so that `Trainer` and the other library parts can be
     imported beside other commands' flags."""
+    from hwtf.data.synthetic import CAPITALS_TEXTS
+
     # Model.
     flags.DEFINE_enum("model", "synthesis", ["synthesis", "prediction"], "Text-conditioned or unconditional.")
     flags.DEFINE_integer("lstm_units", 400, "Units per LSTM layer (Graves: 400).")
@@ -59,6 +61,10 @@ def define_flags() -> None:
     flags.DEFINE_integer("synthetic_capitals", 0, "Add this many synthetic lines in capitals to each epoch "
                          "(Hershey print fonts, hwtf.data.synthetic.capitals; the same lines every run): IAM-OnDB's "
                          "training lines hold 8 lines in capitals and 196 capital Es.")
+    flags.DEFINE_enum("synthetic_capitals_text", "sentences", list(CAPITALS_TEXTS),
+                      "What --synthetic_capitals writes: the synthetic sentences upper-cased, or words drawn letter by "
+                      "letter so that X, Z, Q and J are as common a reason for a word as E (the sentences have "
+                      "25 Xs and 3,622 Es in 1,000 lines).")
     flags.DEFINE_integer("alphabet_min_count", 1, "Characters rarer than this in training map to unknown.")
     # Optimisation.
     flags.DEFINE_integer("batch_size", 32, "Lines per batch (over all replicas).")
@@ -412,11 +418,13 @@ def resolve_config(train_set, write: bool = True):
 SYNTHETIC_CAPITALS_SEED = 1300  # --synthetic_capitals: the same lines in every run and stint
 
 
-def epoch_lines(train_set, capitals_repeat: int, synthetic_capitals: int = 0, alphabet=None):
+def epoch_lines(train_set, capitals_repeat: int, synthetic_capitals: int = 0, alphabet=None,
+                capitals_text: str = "sentences"):
     """The lines an epoch draws: `train_set` with each line that has capitals
     in a row `capitals_repeat` times (`--capitals_repeat`), then
-    `synthetic_capitals` synthetic lines in capitals (`--synthetic_capitals`;
-    lines with a character outside `alphabet` are left out). Call it after
+    `synthetic_capitals` synthetic lines in capitals (`--synthetic_capitals`,
+    of `capitals_text`, `--synthetic_capitals_text`; lines with a character
+    outside `alphabet` are left out). Call it after
     the config is resolved, so that the normaliser stays the data's own;
     `make_datasets` and the JAX stint's export (`hwtf.stint_state`) both do."""
     from hwtf.data import dataset as dataset_lib
@@ -430,14 +438,14 @@ def epoch_lines(train_set, capitals_repeat: int, synthetic_capitals: int = 0, al
         from hwtf.data import synthetic
         from hwtf.data.strokes import HandwritingSet
 
-        lines = synthetic.capitals(synthetic_capitals, SYNTHETIC_CAPITALS_SEED)
+        lines = synthetic.capitals(synthetic_capitals, SYNTHETIC_CAPITALS_SEED, capitals_text)
         if alphabet is not None:
             lines = [line for line in lines if not alphabet.unknown_chars(line.text)]
         extra = HandwritingSet.from_lines(lines)
         train_set = HandwritingSet(train_set.ids + extra.ids, train_set.texts + extra.texts,
                                    train_set.offsets + extra.offsets, train_set.skipped)
-        logging.info("--synthetic_capitals=%d: %d synthetic lines in capitals, %d lines an epoch",
-                     synthetic_capitals, len(extra), len(train_set))
+        logging.info("--synthetic_capitals=%d: %d synthetic lines in capitals (%s), %d lines an epoch",
+                     synthetic_capitals, len(extra), capitals_text, len(train_set))
     return train_set
 
 
@@ -448,7 +456,8 @@ def make_datasets(config, train_set, valid_set, strategy=None):
     from hwtf.data import dataset as dataset_lib
 
     alphabet, normalizer = config.alphabet_lib, config.normalizer_lib
-    train_set = epoch_lines(train_set, FLAGS.capitals_repeat, FLAGS.synthetic_capitals, alphabet)
+    train_set = epoch_lines(train_set, FLAGS.capitals_repeat, FLAGS.synthetic_capitals, alphabet,
+                            FLAGS.synthetic_capitals_text)
     train_ds = dataset_lib.make_dataset(
         train_set, alphabet, normalizer, FLAGS.batch_size, seed=FLAGS.seed,
         max_length=FLAGS.max_length, chunk_length=FLAGS.chunk_length, buckets=FLAGS.length_buckets,

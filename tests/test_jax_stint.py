@@ -200,6 +200,9 @@ def test_synthetic_capitals_join_the_epoch_within_the_alphabet():
     kept = train.epoch_lines(data, 1, synthetic_capitals=12, alphabet=narrow)
     assert kept.texts[2:] == [t for t in epoch.texts[3:] if not narrow.unknown_chars(t)]
     assert lines[0].text in kept.texts and len(kept) < len(epoch) - 1
+    letters = train.epoch_lines(data, 1, synthetic_capitals=12, alphabet=wide, capitals_text="letters")
+    assert letters.ids[2:] == [line.id for line in synthetic.capitals(12, train.SYNTHETIC_CAPITALS_SEED, "letters")
+                               if not wide.unknown_chars(line.text)]
 
 
 @pytest.mark.slow

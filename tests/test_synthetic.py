@@ -1,5 +1,7 @@
 """The synthetic data set: deterministic, readable text, IAM-OnDB's scale."""
 
+import string
+
 import numpy as np
 import pytest
 
@@ -110,3 +112,22 @@ def test_capitals_are_print_lines_in_capitals_from_seed_and_index():
     fonts = [synthetic._Writer.sample(np.random.default_rng([4, i]), synthetic.PRINT_FONTS).font for i in range(40)]
     assert set(fonts) == set(synthetic.PRINT_FONTS)
     assert not set(synthetic.PRINT_FONTS) & set(synthetic.CURSIVE_FONTS)
+
+
+def test_letters_capitals_draw_every_letter_as_often_as_e():
+    """`capitals(text="letters")`: words of the sentences in capitals, drawn
+    letter by letter, so that the letters the sentences rarely use (X, Z,
+    Q, J) come about as often as a word's reason as E does."""
+    lines = synthetic.capitals(300, seed=7, text="letters")
+    assert [line.id for line in lines[:2]] == ["letters-7-0", "letters-7-1"]
+    assert _same(lines[5], synthetic.capitals(6, seed=7, text="letters")[5])
+    corpus = {w.strip(string.punctuation).upper() for t in synthetic.sentences() for w in t.split()}
+    words = [w for line in lines for w in line.text.split(" ")]
+    assert set(words) <= corpus
+    assert all(synthetic.MIN_CHARS <= len(line.text) <= synthetic.MAX_CHARS for line in lines)
+    with_letter = {letter: sum(letter in w for w in words) for letter in string.ascii_uppercase}
+    assert min(with_letter.values()) >= 0.5 * len(words) / 26, with_letter
+    sentences = " ".join(line.text for line in synthetic.capitals(300, seed=7))
+    assert sentences.count("X") * 4 < "".join(words).count("X")
+    with pytest.raises(ValueError, match="text='cursive'"):
+        synthetic.capitals(1, seed=7, text="cursive")

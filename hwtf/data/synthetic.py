@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.resources
+import string
 
 import numpy as np
 
@@ -47,6 +48,10 @@ CURSIVE_FONTS = ("cursive", "scripts")
 PRINT_FONTS = tuple(f for f in FONTS if f not in CURSIVE_FONTS)
 
 MIN_CHARS, MAX_CHARS = 15, 60
+# What `capitals` writes: the sentences' own words (3,622 Es to 25 Xs and 14
+# Zs in 1,000 lines), or words drawn letter by letter, so that every letter
+# of A to Z is as common a reason to draw a word as E.
+CAPITALS_TEXTS = ("sentences", "letters")
 STEP = (24.0, 44.0)
 SPEED_NOISE = (0.1, 0.45)
 CURVE = 0.7
@@ -156,6 +161,31 @@ def _text(rng: np.random.Generator) -> str:
             break
         text += " " + word
     return text[:MAX_CHARS].rstrip()
+
+
+@functools.lru_cache(maxsize=None)
+def _words_with_letter() -> dict[str, tuple[str, ...]]:
+    """For each letter A to Z, the sentences' words (upper-cased, without
+    the punctuation around them) that hold it."""
+    words = sorted({w.strip(string.punctuation).upper() for line in sentences() for w in line.split()} - {""})
+    return {letter: tuple(w for w in words if letter in w) for letter in map(chr, range(ord("A"), ord("Z") + 1))}
+
+
+def _letters_text(rng: np.random.Generator) -> str:
+    """Words in capitals, each drawn for a letter drawn uniformly from A to
+    Z (a random word of the sentences that holds it): a line of about
+    `_text`'s length in which X, Z, Q and J are as likely as E to be why a
+    word is there."""
+    by_letter = _words_with_letter()
+    target = int(np.clip(rng.normal(32.0, 10.0), MIN_CHARS, MAX_CHARS))
+    words = []
+    while len(" ".join(words)) < target:
+        choices = by_letter[chr(ord("A") + int(rng.integers(0, 26)))]
+        word = choices[int(rng.integers(0, len(choices)))]
+        if len(" ".join([*words, word])) > MAX_CHARS:
+            break
+        words.append(word)
+    return " ".join(words)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -340,23 +370,30 @@ def write(text: str, rng: np.random.Generator, writer: _Writer | None = None) ->
     return tuple(_sample_pen(points, stroke, writer, rng))
 
 
-def capitals(num_lines: int, seed: int) -> list[Line]:
+def capitals(num_lines: int, seed: int, text: str = "sentences") -> list[Line]:
     """`num_lines` synthetic lines in capitals ("THE TIME, BECAUSE"), each in
     a random writer's hand; line `i` depends only on `(seed, i)`.
 
     What IAM-OnDB's training lines barely hold: they have 8 lines in
     capitals and 196 capital Es (`train --synthetic_capitals`). The print
     fonts only: the script fonts' capitals are flourished beyond reading.
+    `text` (`CAPITALS_TEXTS`): the sentences upper-cased, or `"letters"`,
+    words drawn letter by letter ("JUG QUIETLY BOX FROZEN"), so that the
+    letters the sentences rarely use are learned too.
 
     Returns:
-      `Line`s with ids `capitals-<seed>-<i>`, strokes as `generate`'s.
+      `Line`s with ids `capitals-<seed>-<i>` (`letters-<seed>-<i>`), strokes
+      as `generate`'s.
     """
+    if text not in CAPITALS_TEXTS:
+        raise ValueError(f"text={text!r}: must be one of {', '.join(CAPITALS_TEXTS)}")
+    prefix = "capitals" if text == "sentences" else "letters"
     lines = []
     for i in range(num_lines):
         rng = np.random.default_rng([seed, i])
-        text = _text(rng).upper()
+        words = _text(rng).upper() if text == "sentences" else _letters_text(rng)
         writer = _Writer.sample(rng, PRINT_FONTS)
-        lines.append(Line(f"capitals-{seed}-{i}", text, write(text, rng, writer)))
+        lines.append(Line(f"{prefix}-{seed}-{i}", words, write(words, rng, writer)))
     return lines
 
 
