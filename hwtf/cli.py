@@ -77,16 +77,18 @@ def run(main, name: str, info: bool = False, check=None) -> None:
         `UsageError`) without TensorFlow: it runs once the flags are parsed
         and before TensorFlow is imported, so that a mistyped flag is named
         in about a second rather than after TensorFlow's ten.
+
+    TensorFlow is imported (quietly) once the flags are parsed, so that a
+    flag absl cannot parse is refused at once; a command module that imports
+    it at its top calls `quiet_start` before that import instead.
     """
     verbose = verbose_requested()
-    if check is None:
-        quiet_start()
 
     def wrapped(argv):
         try:
             if check is not None:
                 check()
-                quiet_start()
+            quiet_start()
             if not (verbose or info):
                 logging.set_verbosity(logging.WARNING)
             if not verbose:

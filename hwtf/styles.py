@@ -15,6 +15,7 @@ synthesis export.
 
 from __future__ import annotations
 
+import math
 import os
 
 from absl import app, flags, logging
@@ -50,11 +51,19 @@ def make_styles(writer, count: int = STYLE_COUNT, text: str = STYLE_TEXT, bias: 
     return styles
 
 
-def main(argv):
-    del argv
-
+def check_flags() -> None:
+    """Refuses bad flags before TensorFlow is imported (`cli.run`'s `check`)."""
     if not os.path.exists(os.path.join(FLAGS.model, "saved_model.pb")):
         raise app.UsageError(f"--model={FLAGS.model}: not a SavedModel directory")
+    if FLAGS.count < 1:
+        raise app.UsageError(f"--count={FLAGS.count}: must be at least 1")
+    if not (math.isfinite(FLAGS.bias) and FLAGS.bias >= 0):
+        raise app.UsageError(f"--bias={FLAGS.bias}: must be a finite number, 0 or more")
+
+
+def main(argv):
+    del argv
+    check_flags()
     try:
         writer = Writer.load(FLAGS.model)
     except ValueError as e:
@@ -74,4 +83,4 @@ if __name__ == "__main__":
     define_flags()
     from hwtf import cli
 
-    cli.run(main, "hwtf.styles", info=True)
+    cli.run(main, "hwtf.styles", info=True, check=check_flags)

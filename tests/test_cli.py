@@ -25,6 +25,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     (["hwtf.data", "--dataset=synthetic", "--data_dir={tmp}"], "is for --dataset=iamondb"),
     (["hwtf.serve", "--model={tmp}"], "--model={tmp}: not an exported SavedModel directory"),
     (["hwtf.serve", "--port=70000"], "--port=70000: expected 0 to 65535"),
+    (["hwtf.styles", "--model={tmp}/nope"], "--model={tmp}/nope: not a SavedModel directory"),
+    (["hwtf.styles", "--model=saved_models/synthetic-demo", "--count=0"], "--count=0: must be at least 1"),
 ])
 def test_a_bad_flag_is_refused_before_tensorflow_loads(tmp_path, command, message):
     (tmp_path / "notes").mkdir()
@@ -43,3 +45,17 @@ def test_a_bad_flag_is_refused_before_tensorflow_loads(tmp_path, command, messag
     assert "hwtf.cli" in imported and "tensorflow" not in imported and "keras" not in imported
     assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes"]
+
+
+@pytest.mark.parametrize("command", ["hwtf.styles", "hwtf.widen", "hwtf.stint_state", "hwtf.sample", "hwtf.train"])
+def test_a_flag_absl_cannot_parse_is_refused_before_tensorflow_loads(tmp_path, command):
+    # A stand-in tensorflow first on the path leaves a mark if anything
+    # imports it (the quiet import hides the real one from -X importtime).
+    fake = tmp_path / "path" / "tensorflow"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(f"open({str(tmp_path / 'imported')!r}, 'w').close()\nraise ImportError('fake')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "path"), REPO]))
+    proc = subprocess.run([sys.executable, "-m", command, "--no_such_flag=1"], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert proc.returncode != 0 and "no_such_flag" in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "imported").exists()
