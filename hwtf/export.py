@@ -219,8 +219,9 @@ class HandwritingModule(tf.Module):
         firmly the attention rested on each character, the line's height
         over width per character, its points, pen lifts and width per
         character, its longest step, the most attention one character got
-        against the median character's, and its ink per unit of width, fitted to Tesseract's readings of
-        lines the shipped model wrote (docs/fit_best_of_n.py), less
+        against the median character's, and its ink per unit of width,
+        fitted to Tesseract's readings of lines the shipped model wrote
+        (docs/fit_best_of_n.py), less
         `UNFINISHED_PENALTY` for a line that ran to `max_steps`. The model's
         likelihood of its own ink rose with CER (+0.25), so it is not used."""
         lengths, phi, strokes = out["lengths"], out["phi"], out["strokes"]

@@ -63,7 +63,6 @@ def check_flags() -> None:
 
 def main(argv):
     del argv
-    check_flags()
     try:
         writer = Writer.load(FLAGS.model)
     except ValueError as e:
