@@ -23,17 +23,56 @@ from __future__ import annotations
 
 import os
 
-if __name__ == "__main__":  # python -m hwtf.export: silence TensorFlow's start-up log
+from hwtf.precision import POLICIES
+
+
+# The command, `python -m hwtf.export`, is defined above TensorFlow's import:
+# run as a command this module parses and checks its flags, then imports itself
+# as `hwtf.export` (TensorFlow and all) and never reaches the import below.
+def define_flags() -> None:
+    """`python -m hwtf.export --model=DIR [--out=DIR]`: re-export with this
+    version's code (for example after a fix to sampling)."""
+    from absl import flags
+
+    flags.DEFINE_string("model", None, "An export of hwtf.", required=True)
+    flags.DEFINE_string("out", None, "Where to write the new export (default: replace --model).")
+    flags.DEFINE_enum("precision", "keep", ["keep", *POLICIES],
+                      "The precision its graphs compute in (keep: the export's own).")
+    flags.DEFINE_bool("restyle", False, "Write its built-in styles anew (default: keep them).")
+
+
+def check_flags() -> None:
+    """Refuses a `--model` that is not an export, before TensorFlow loads."""
+    from absl import app, flags
+
+    model = flags.FLAGS.model
+    if not os.path.exists(os.path.join(model, "saved_model.pb")):
+        raise app.UsageError(f"--model={model}: not an exported SavedModel directory")
+
+
+def main(argv):
+    from absl import app, flags, logging
+
+    from hwtf.export import reexport
+
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    FLAGS = flags.FLAGS
+    path = reexport(FLAGS.model, FLAGS.out, None if FLAGS.precision == "keep" else FLAGS.precision, FLAGS.restyle)
+    logging.info("re-exported %s to %s", FLAGS.model, path)
+
+
+if __name__ == "__main__":
+    define_flags()
     from hwtf import cli
 
-    cli.quiet_start()
+    cli.run(main, "hwtf.export", info=True, check=check_flags)  # exits
 
 import tensorflow as tf  # noqa: E402
 
 from hwtf.data.strokes import Alphabet
 from hwtf.files import CONFIG_FILE, check_export_dir
 from hwtf.model import HandwritingModel, ModelConfig, pad_chars, prime_state, sample_loop
-from hwtf.precision import POLICIES
 from hwtf.writer import (DWELL_FLOOR, SCORE_FEATURES, SCORE_LINEAR, SCORE_SQUARE, STYLES_FILE,
                          UNFINISHED_PENALTY)
 
@@ -486,34 +525,3 @@ def reexport(source: str, export_dir: str | None = None, precision: str | None =
 
         shutil.copy2(card, os.path.join(path, MODEL_CARD))
     return path
-
-
-def main(argv):
-    from absl import app, flags, logging
-
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    FLAGS = flags.FLAGS
-    if not os.path.exists(os.path.join(FLAGS.model, "saved_model.pb")):
-        raise app.UsageError(f"--model={FLAGS.model}: not an exported SavedModel directory")
-    path = reexport(FLAGS.model, FLAGS.out, None if FLAGS.precision == "keep" else FLAGS.precision, FLAGS.restyle)
-    logging.info("re-exported %s to %s", FLAGS.model, path)
-
-
-def define_flags() -> None:
-    """`python -m hwtf.export --model=DIR [--out=DIR]`: re-export with this
-    version's code (for example after a fix to sampling)."""
-    from absl import flags
-
-    flags.DEFINE_string("model", None, "An export of hwtf.", required=True)
-    flags.DEFINE_string("out", None, "Where to write the new export (default: replace --model).")
-    flags.DEFINE_enum("precision", "keep", ["keep", *POLICIES],
-                      "The precision its graphs compute in (keep: the export's own).")
-    flags.DEFINE_bool("restyle", False, "Write its built-in styles anew (default: keep them).")
-
-
-if __name__ == "__main__":
-    define_flags()
-    from hwtf import cli
-
-    cli.run(main, "hwtf.export", info=True)

@@ -27,6 +27,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     (["hwtf.serve", "--port=70000"], "--port=70000: expected 0 to 65535"),
     (["hwtf.styles", "--model={tmp}/nope"], "--model={tmp}/nope: not a SavedModel directory"),
     (["hwtf.styles", "--model=saved_models/synthetic-demo", "--count=0"], "--count=0: must be at least 1"),
+    (["hwtf.export", "--model={tmp}/nope"], "--model={tmp}/nope: not an exported SavedModel directory"),
 ])
 def test_a_bad_flag_is_refused_before_tensorflow_loads(tmp_path, command, message):
     (tmp_path / "notes").mkdir()
@@ -47,7 +48,8 @@ def test_a_bad_flag_is_refused_before_tensorflow_loads(tmp_path, command, messag
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes"]
 
 
-@pytest.mark.parametrize("command", ["hwtf.styles", "hwtf.widen", "hwtf.stint_state", "hwtf.sample", "hwtf.train"])
+@pytest.mark.parametrize("command", ["hwtf.styles", "hwtf.widen", "hwtf.stint_state", "hwtf.sample", "hwtf.train",
+                                     "hwtf.export"])
 def test_a_flag_absl_cannot_parse_is_refused_before_tensorflow_loads(tmp_path, command):
     # A stand-in tensorflow first on the path leaves a mark if anything
     # imports it (the quiet import hides the real one from -X importtime).

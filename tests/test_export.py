@@ -240,8 +240,8 @@ def test_signatures_refuse_what_they_cannot_write(loaded):
 
 
 def test_python_m_hwtf_export_starts_quietly(exported, tmp_path):
-    """hwtf.export imports TensorFlow at its top: run as a command it still
-    prints no start-up log and none of TensorFlow's INFO internals (signature
+    """hwtf.export is the serving module too: run as a command it prints no
+    start-up log and none of TensorFlow's INFO internals (signature
     input renaming, checkpoint sharding), only its own result line."""
     path, _ = exported
     out = tmp_path / "again"
