@@ -11,6 +11,8 @@ reads it with Tesseract and prints, for each model and number of candidates,
 the mean line CER and the lines with CER > 0.5, beside the same texts in
 capitals in the neat printed hand (Tesseract's floor). There is no real ink
 of these texts in capitals: IAM-OnDB's writers wrote them in mixed case.
+`--json_out=FILE` also writes each line's text, reading and CER there: they
+quote IAM-OnDB's transcriptions, so keep that file out of the repository.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ flags.DEFINE_integer("lines", 64, "Texts to write.")
 flags.DEFINE_float("bias", 0.75, "Sampling bias.")
 flags.DEFINE_list("candidates", ["1", "4"], "Best-of-N settings.")
 flags.DEFINE_integer("seed", 0, "Sampling seed.")
+flags.DEFINE_string("json_out", None, "Also write the texts, readings and each line's CER here (JSON; they quote "
+                    "IAM-OnDB, so not for the repository).")
 
 
 def main(argv):
@@ -53,9 +57,10 @@ def main(argv):
     result["print"] = legibility.score(legibility.render_and_read(neat, scale), texts)
     for name, out in [("neat print", result["print"]), *result["models"].items()]:
         over_half = round(out["share_over_half"] * len(texts))
-        print(f"{name}: mean line CER {out['mean_cer']:.3f}, lines over 0.5: {over_half} of {len(texts)}",
-              file=sys.stderr)
-    print(json.dumps(result))
+        print(f"{name}: mean line CER {out['mean_cer']:.3f}, lines over 0.5: {over_half} of {len(texts)}")
+    if FLAGS.json_out:
+        with open(FLAGS.json_out, "w") as f:
+            json.dump(result, f)
 
 
 if __name__ == "__main__":
