@@ -10,6 +10,10 @@ A dotted line marks where the run moved to another host or precision (its
 `run/host` notes, `hwtf.summaries.stints`): an hour of one host is not an
 hour of another. A dash-dotted one marks where a resume changed the learning
 rate (`hwtf.summaries.rate_changes`).
+
+`--plateau=FROM-TO,...` also fits the run's validations in each range of
+steps with `hwtf.summaries.plateau` and prints where each stretch was
+heading (its floor, in nats per line), had its recipe gone on unchanged.
 """
 
 from __future__ import annotations
@@ -32,6 +36,26 @@ flags.DEFINE_string("compare_label", "2x256 (shipped), trainset+testset_t, first
 flags.DEFINE_string("out", "docs/iamondb_curve.png", "Where to write the PNG.")
 flags.DEFINE_string("title", "hwtf on IAM-OnDB", "Figure title.")
 flags.DEFINE_bool("graves", True, "Draw Graves's -1096.9 nats/line.")
+flags.DEFINE_list("plateau", [], "Ranges of steps (FROM-TO) of the run whose validations to fit a floor to "
+                  "(hwtf.summaries.plateau).")
+
+
+def plateaus(train_dir: str, ranges: list[str]) -> None:
+    """Prints `hwtf.summaries.plateau`'s fit of each range of steps."""
+    from hwtf import summaries
+
+    steps, _, nll = curve(train_dir)
+    for text in ranges:
+        try:
+            first, last = (int(part.replace(",", "")) for part in text.split("-"))
+        except ValueError:
+            raise app.UsageError(f"--plateau={text}: expected FROM-TO, two step numbers") from None
+        points = [(s, v) for s, v in zip(steps, nll) if first <= s <= last]
+        if len(points) < 4:
+            raise app.UsageError(f"--plateau={text}: {len(points)} validations in that range; the fit needs 4")
+        fit = summaries.plateau(*zip(*points))
+        print(f"steps {first}-{last} ({len(points)} validations): floor {fit['floor']:.1f} nats/line, "
+              f"exponent {fit['exponent']:.2f}, rms {fit['rms']:.2f}")
 
 
 def curve(train_dir: str):
@@ -85,6 +109,7 @@ def main(argv):
     fig.tight_layout()
     fig.savefig(FLAGS.out, format="png", facecolor="white")
     print(f"wrote {FLAGS.out}")
+    plateaus(FLAGS.train_dir, FLAGS.plateau)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ the ones TensorBoard reads (`pip install tensorboard` to view them).
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
@@ -175,3 +176,25 @@ def validation_curve(logdir: str) -> tuple[list, list, list]:
     steps = [s for s, _ in valid]
     at = [hours[max((s2 for s2 in logged if s2 <= s), default=logged[0])] if logged else 0.0 for s in steps]
     return steps, at, [v for _, v in valid]
+
+
+def plateau(steps, nll, exponents=None) -> dict:
+    """Fits a flattening validation curve, `nll = floor + scale *
+    (step / 1000) ** -exponent`, by least squares (`floor` and `scale` exactly
+    for each exponent of a grid, the best exponent kept): where the curve is
+    heading if its recipe goes on unchanged. Returns `floor`, `scale`,
+    `exponent` and `rms` (the fit's error, nats). Needs at least four points;
+    a fit whose best exponent is at the grid's edge says little."""
+    t = np.asarray(steps, np.float64) / 1000.0
+    y = np.asarray(nll, np.float64)
+    if t.shape != y.shape or t.size < 4 or np.any(t <= 0):
+        raise ValueError(f"plateau needs at least 4 validations at positive steps, got {t.size}")
+    best = None
+    for c in np.linspace(0.05, 5.0, 496) if exponents is None else exponents:
+        x = np.stack([np.ones_like(t), t ** -c], axis=1)
+        coef = np.linalg.lstsq(x, y, rcond=None)[0]
+        sse = float(np.sum((x @ coef - y) ** 2))
+        if best is None or sse < best[0]:
+            best = (sse, float(c), float(coef[0]), float(coef[1]))
+    sse, c, floor, scale = best
+    return {"floor": floor, "scale": scale, "exponent": c, "rms": (sse / t.size) ** 0.5}

@@ -434,6 +434,9 @@ def test_save_stint_keeps_checkpoint_curves_and_notes_and_make_curve_draws_them(
     out = str(tmp_path / "curve.png")
     _run([sys.executable, "docs/make_curve.py", f"--train_dir={kept}", "--compare_dir=", f"--out={out}"], timeout=120)
     assert tf.io.decode_png(open(out, "rb").read()).shape[2] in (3, 4)
+    few = subprocess.run([sys.executable, "docs/make_curve.py", f"--train_dir={kept}", "--compare_dir=",
+                          f"--out={out}", "--plateau=0-40"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert few.returncode != 0 and "--plateau=0-40: 2 validations in that range; the fit needs 4" in few.stderr
     # Copied to a run, as each stint begins, it resumes at its step.
     resumed = str(tmp_path / "resumed")
     shutil.copytree(kept, resumed)
