@@ -47,15 +47,16 @@ def plateaus(train_dir: str, ranges: list[str]) -> None:
     steps, _, nll = curve(train_dir)
     for text in ranges:
         try:
-            first, last = (int(part.replace(",", "")) for part in text.split("-"))
+            first, last = (int(part) for part in text.split("-"))
         except ValueError:
             raise app.UsageError(f"--plateau={text}: expected FROM-TO, two step numbers") from None
         points = [(s, v) for s, v in zip(steps, nll) if first <= s <= last]
         if len(points) < 4:
             raise app.UsageError(f"--plateau={text}: {len(points)} validations in that range; the fit needs 4")
         fit = summaries.plateau(*zip(*points))
+        loose = " (at the fit's edge: the bend is not pinned, so neither is the floor)" if fit["at_edge"] else ""
         print(f"steps {first}-{last} ({len(points)} validations): floor {fit['floor']:.1f} nats/line, "
-              f"exponent {fit['exponent']:.2f}, rms {fit['rms']:.2f}")
+              f"exponent {fit['exponent']:.2f}{loose}, rms {fit['rms']:.2f}")
 
 
 def curve(train_dir: str):

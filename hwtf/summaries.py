@@ -178,23 +178,26 @@ def validation_curve(logdir: str) -> tuple[list, list, list]:
     return steps, at, [v for _, v in valid]
 
 
-def plateau(steps, nll, exponents=None) -> dict:
+def plateau(steps, nll) -> dict:
     """Fits a flattening validation curve, `nll = floor + scale *
     (step / 1000) ** -exponent`, by least squares (`floor` and `scale` exactly
-    for each exponent of a grid, the best exponent kept): where the curve is
-    heading if its recipe goes on unchanged. Returns `floor`, `scale`,
-    `exponent` and `rms` (the fit's error, nats). Needs at least four points;
-    a fit whose best exponent is at the grid's edge says little."""
+    for each exponent of a grid from 0.05 to 5, the best exponent kept):
+    where the curve is heading if its recipe goes on unchanged. Returns
+    `floor`, `scale`, `exponent`, `rms` (the fit's error, nats) and `at_edge`
+    (the best exponent is the grid's first or last: the data do not pin the
+    curve's bend, so the floor is loose). Needs at least four points."""
     t = np.asarray(steps, np.float64) / 1000.0
     y = np.asarray(nll, np.float64)
     if t.shape != y.shape or t.size < 4 or np.any(t <= 0):
         raise ValueError(f"plateau needs at least 4 validations at positive steps, got {t.size}")
+    grid = np.linspace(0.05, 5.0, 496)
     best = None
-    for c in np.linspace(0.05, 5.0, 496) if exponents is None else exponents:
+    for c in grid:
         x = np.stack([np.ones_like(t), t ** -c], axis=1)
         coef = np.linalg.lstsq(x, y, rcond=None)[0]
         sse = float(np.sum((x @ coef - y) ** 2))
         if best is None or sse < best[0]:
             best = (sse, float(c), float(coef[0]), float(coef[1]))
     sse, c, floor, scale = best
-    return {"floor": floor, "scale": scale, "exponent": c, "rms": (sse / t.size) ** 0.5}
+    return {"floor": floor, "scale": scale, "exponent": c, "rms": (sse / t.size) ** 0.5,
+            "at_edge": c in (float(grid[0]), float(grid[-1]))}
