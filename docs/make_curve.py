@@ -40,11 +40,12 @@ flags.DEFINE_list("plateau", [], "Ranges of steps (FROM-TO) of the run whose val
                   "(hwtf.summaries.plateau).")
 
 
-def plateaus(train_dir: str, ranges: list[str]) -> None:
-    """Prints `hwtf.summaries.plateau`'s fit of each range of steps."""
+def plateaus(steps, nll, ranges: list[str]) -> list[str]:
+    """`hwtf.summaries.plateau`'s fit of each range of steps of a curve, as
+    lines to print; refuses a range it cannot fit."""
     from hwtf import summaries
 
-    steps, _, nll = curve(train_dir)
+    lines = []
     for text in ranges:
         try:
             first, last = (int(part) for part in text.split("-"))
@@ -55,8 +56,9 @@ def plateaus(train_dir: str, ranges: list[str]) -> None:
             raise app.UsageError(f"--plateau={text}: {len(points)} validations in that range; the fit needs 4")
         fit = summaries.plateau(*zip(*points))
         loose = " (at the fit's edge: the bend is not pinned, so neither is the floor)" if fit["at_edge"] else ""
-        print(f"steps {first}-{last} ({len(points)} validations): floor {fit['floor']:.1f} nats/line, "
-              f"exponent {fit['exponent']:.2f}{loose}, rms {fit['rms']:.2f}")
+        lines.append(f"steps {first}-{last} ({len(points)} validations): floor {fit['floor']:.1f} nats/line, "
+                     f"exponent {fit['exponent']:.2f}{loose}, rms {fit['rms']:.2f}")
+    return lines
 
 
 def curve(train_dir: str):
@@ -79,11 +81,14 @@ def main(argv):
     runs = [(FLAGS.train_dir, FLAGS.label, "tab:blue")]
     if FLAGS.compare_dir:
         runs.append((FLAGS.compare_dir, FLAGS.compare_label, "tab:orange"))
+    curves = {train_dir: curve(train_dir) for train_dir, _, _ in runs}
+    steps, _, nll = curves[FLAGS.train_dir]
+    fits = plateaus(steps, nll, FLAGS.plateau)  # refused before anything is drawn
     fig = Figure(figsize=(10, 4), dpi=100)
     FigureCanvasAgg(fig)
     by_steps, by_hours = fig.subplots(1, 2, sharey=True)
     for index, (train_dir, label, colour) in enumerate(runs):
-        steps, hours, nll = curve(train_dir)
+        steps, hours, nll = curves[train_dir]
         by_steps.plot(steps, nll, "o-", color=colour, label=label, markersize=3)
         by_hours.plot(hours, nll, "o-", color=colour, label=label, markersize=3)
         for number, (step, hour, host) in enumerate(summaries.stints(train_dir)):
@@ -110,7 +115,8 @@ def main(argv):
     fig.tight_layout()
     fig.savefig(FLAGS.out, format="png", facecolor="white")
     print(f"wrote {FLAGS.out}")
-    plateaus(FLAGS.train_dir, FLAGS.plateau)
+    for line in fits:
+        print(line)
 
 
 if __name__ == "__main__":
