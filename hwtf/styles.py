@@ -10,7 +10,9 @@ learned. `python -m hwtf.sample --style=N` primes the model with style N
 stored beside the SavedModel as `styles.json` (offsets in the data's units,
 the text they say, the seed and bias), so they are the model's own ink, never
 the training data's, and ship with it. `hwtf.export` writes them for every
-synthesis export.
+synthesis export. Lines that lead the model astray when it is primed with
+them (its pen leaving the line, `stray_ratio`) are passed over
+(`make_styles`).
 """
 
 from __future__ import annotations
@@ -34,21 +36,92 @@ STYLE_BIAS = 0.25
 STYLE_COUNT = 6
 MAX_STEPS_PER_CHAR = 40
 
+# Some hands lead a primed model astray: the 3x512 model primed with a small,
+# widely spaced line of its own sometimes left the line mid-word and drew its
+# way back down to it (README, "The shipped model"). A style is kept only if,
+# primed with it, the model writes these lines (where it strayed), each
+# CHECK_COPIES times in one batch (each row its own draw), at bias 1 without
+# a stroke taller than MAX_STRAY times the median stroke.
+CHECK_TEXTS = ("Handwriting synthesis after Alex Graves: a recurrent network",
+               "reads the text through a soft window and writes it one pen",
+               "movement at a time, in a hand it learned from people writing")
+CHECK_COPIES = 3
+CHECK_BIAS = 1.0
+# Bounds the check's lines (a trained model writes about 21 points a
+# character and stops; an untrained one runs to the bound).
+CHECK_STEPS_PER_CHAR = 30
+# Written lines measured 1.9 to 3.9 in the styles seen not to stray, up to
+# 12 and 27 in the two that did (2026-12-05, the 3x512 step 17,855).
+MAX_STRAY = 4.5
+# Rows written for each style kept, so that styles that lead astray can be
+# passed over.
+CANDIDATE_ROWS = 2
 
-def make_styles(writer, count: int = STYLE_COUNT, text: str = STYLE_TEXT, bias: float = STYLE_BIAS) -> list[dict]:
-    """`count` lines of `text` written in one batch by `writer` (an
-    `hwtf.writer.Writer`) with seed 0, as style records; row `i` of the batch
-    is style `i`."""
+
+def stray_ratio(offsets) -> float:
+    """How far a written line strays: its tallest stroke's height over its
+    median stroke's (1 for a line of equal strokes; a pen that leaves the
+    line and draws its way back makes one stroke several lines tall).
+    `offsets` are `[T, 3]` (dx, dy, pen_up); 0 for a line of under 2 strokes."""
     import numpy as np
 
-    ink = writer.write([text] * count, bias=bias, seed=0, steps_per_char=MAX_STEPS_PER_CHAR)
-    styles = []
-    for i, line in enumerate(ink):
-        offsets = np.round(line.offsets.astype(np.float64), 1)
-        if len(offsets):
-            offsets[-1, 2] = 1.0  # the line may stop mid-stroke; a style ends with the pen lifted
-        styles.append({"text": text, "seed": 0, "row": i, "bias": bias, "offsets": offsets.tolist()})
-    return styles
+    from hwtf.data.strokes import offsets_to_strokes
+
+    heights = [float(np.ptp(s[:, 1])) for s in offsets_to_strokes(np.asarray(offsets)) if len(s) > 1]
+    if len(heights) < 2:
+        return 0.0
+    median = float(np.median(heights))
+    return max(heights) / median if median > 0 else 0.0
+
+
+def _record(line, text: str, row: int, bias: float) -> dict:
+    import numpy as np
+
+    offsets = np.round(line.offsets.astype(np.float64), 1)
+    if len(offsets):
+        offsets[-1, 2] = 1.0  # the line may stop mid-stroke; a style ends with the pen lifted
+    return {"text": text, "seed": 0, "row": row, "bias": bias, "offsets": offsets.tolist()}
+
+
+def style_stray(writer, record: dict) -> float:
+    """The largest `stray_ratio` of `CHECK_TEXTS` written `CHECK_COPIES`
+    times by `writer` primed with the style `record` (seed 0, bias
+    `CHECK_BIAS`)."""
+    import numpy as np
+
+    from hwtf.writer import Style
+
+    style = Style(record["text"], np.asarray(record["offsets"], np.float32).reshape(-1, 3))
+    ink = writer.write(list(CHECK_TEXTS) * CHECK_COPIES, bias=CHECK_BIAS, seed=0, style=style, check_style=False,
+                       steps_per_char=CHECK_STEPS_PER_CHAR)
+    return max(stray_ratio(line.offsets) for line in ink)
+
+
+def make_styles(writer, count: int = STYLE_COUNT, text: str = STYLE_TEXT, bias: float = STYLE_BIAS,
+                check: bool = True) -> list[dict]:
+    """`count` style records: lines of `text` written in one batch by `writer`
+    (an `hwtf.writer.Writer`) with seed 0, row `i` of the batch recorded as
+    `"row": i`.
+
+    With `check`, `CANDIDATE_ROWS` times as many rows are written, and the
+    first `count` in row order that do not lead the model astray
+    (`style_stray` at most `MAX_STRAY`) are kept; if too few pass, the
+    least astray of the rest fill the places, still in row order. Without
+    it, rows 0 to `count - 1`."""
+    rows = count * CANDIDATE_ROWS if check else count
+    ink = writer.write([text] * rows, bias=bias, seed=0, steps_per_char=MAX_STEPS_PER_CHAR)
+    records = [_record(line, text, i, bias) for i, line in enumerate(ink)]
+    if not check:
+        return records
+    strays = [style_stray(writer, r) for r in records]
+    passed = [i for i in range(rows) if strays[i] <= MAX_STRAY]
+    if len(passed) < count:
+        rest = sorted((i for i in range(rows) if i not in passed), key=lambda i: strays[i])
+        passed += rest[: count - len(passed)]
+    kept = sorted(passed[:count])
+    logging.info("styles: kept rows %s of %d (stray ratios %s; at most %.1f passes)", kept, rows,
+                 ", ".join(f"{x:.1f}" for x in strays), MAX_STRAY)
+    return [records[i] for i in kept]
 
 
 def check_flags() -> None:

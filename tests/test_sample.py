@@ -225,3 +225,62 @@ def test_a_damaged_export_is_named(model_dir, tmp_path):
     proc = _sample(str(damaged), "--text=hi", f"--out={tmp_path / 'x.svg'}")
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert f"{damaged}: the export is damaged" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _line_offsets(stray_depth: float = 0.0):
+    """A line of ten 10-unit-tall strokes; with `stray_depth`, the sixth
+    runs that far below the line and back up, as a strayed pen does."""
+    from hwtf.data.strokes import strokes_to_offsets
+
+    strokes = []
+    for i in range(10):
+        x = 20.0 * i
+        stroke = [[x, 0.0], [x + 3, 10.0], [x + 6, 0.0]]
+        if i == 5 and stray_depth:
+            stroke = [[x, 0.0], [x + 20, -stray_depth], [x + 40, 0.0]]
+        strokes.append(np.asarray(stroke, np.float32))
+    return strokes_to_offsets(strokes)
+
+
+def test_stray_ratio_tells_a_strayed_pen_from_a_line_of_writing():
+    from hwtf import styles
+
+    assert styles.stray_ratio(_line_offsets()) == pytest.approx(1.0)
+    assert styles.stray_ratio(_line_offsets(stray_depth=25.0)) == pytest.approx(2.5)
+    assert styles.stray_ratio(_line_offsets(stray_depth=60.0)) > styles.MAX_STRAY
+    assert styles.stray_ratio(np.zeros([0, 3], np.float32)) == 0.0
+
+
+class _StrayingWriter:
+    """Writes unprimed rows whose first offset's dx is the row number, and
+    primed lines that stray when the style's row is in `leads_astray`."""
+
+    def __init__(self, leads_astray):
+        self.leads_astray = set(leads_astray)
+
+    def write(self, texts, bias=0.5, seed=0, steps_per_char=40, style=None, check_style=True):
+        from hwtf.writer import Ink
+
+        if style is None:
+            rows = []
+            for i, t in enumerate(texts):
+                offsets = _line_offsets().copy()
+                offsets[0, 0] = i
+                rows.append(Ink(t, offsets, np.zeros([len(offsets), len(t)], np.float32)))
+            return rows
+        assert not check_style and bias == 1.0
+        row = int(round(float(style.offsets[0, 0])))
+        depth = 60.0 if row in self.leads_astray else 0.0
+        return [Ink(t, _line_offsets(depth), np.zeros([1, len(t)], np.float32)) for t in texts]
+
+
+def test_styles_that_lead_the_model_astray_are_passed_over():
+    from hwtf import styles
+
+    kept = styles.make_styles(_StrayingWriter(leads_astray={1, 4}), count=6)
+    assert [s["row"] for s in kept] == [0, 2, 3, 5, 6, 7]
+    assert all(s["offsets"][0][0] == s["row"] for s in kept)  # each record is its own row's ink
+    # Too few pass: the least astray fill the places (all stray alike: the first rows, in order).
+    kept = styles.make_styles(_StrayingWriter(leads_astray=range(12)), count=6)
+    assert [s["row"] for s in kept] == [0, 1, 2, 3, 4, 5]
+    assert [s["row"] for s in styles.make_styles(_StrayingWriter(leads_astray={0}), count=3, check=False)] == [0, 1, 2]
