@@ -28,10 +28,12 @@ sys.path.insert(0, REPO)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("train_dir", "checkpoints/iamondb", "Training directory (its tensorboard/ events).")
-flags.DEFINE_string("label", "3x400, 3x512 from step 10,964 (flags/iamondb.cfg), all 1,438 lines of testset_v", "The run's legend.")
+flags.DEFINE_string("label", "3x400, 3x512 from step 10,964 (flags/iamondb.cfg; step 17,855 shipped), "
+                    "all 1,438 lines of testset_v", "The run's legend.")
 flags.DEFINE_string("compare_dir", "checkpoints/iamondb-2x256", "Another run's training directory, drawn beside "
                     "it ('' = none).")
-flags.DEFINE_string("compare_label", "2x256 (shipped), trainset+testset_t, first 256 lines of testset_v",
+flags.DEFINE_string("compare_label", "2x256 (shipped until 2026-12-05), trainset+testset_t, "
+                    "first 256 lines of testset_v",
                     "The other run's legend.")
 flags.DEFINE_string("out", "docs/iamondb_curve.png", "Where to write the PNG.")
 flags.DEFINE_string("title", "hwtf on IAM-OnDB", "Figure title.")
