@@ -87,13 +87,10 @@ def style_stray(writer, record: dict) -> float:
     """The largest `stray_ratio` of `CHECK_TEXTS` written `CHECK_COPIES`
     times by `writer` primed with the style `record` (seed 0, bias
     `CHECK_BIAS`)."""
-    import numpy as np
+    from hwtf.writer import style_from_record
 
-    from hwtf.writer import Style
-
-    style = Style(record["text"], np.asarray(record["offsets"], np.float32).reshape(-1, 3))
-    ink = writer.write(list(CHECK_TEXTS) * CHECK_COPIES, bias=CHECK_BIAS, seed=0, style=style, check_style=False,
-                       steps_per_char=CHECK_STEPS_PER_CHAR)
+    ink = writer.write(list(CHECK_TEXTS) * CHECK_COPIES, bias=CHECK_BIAS, seed=0, style=style_from_record(record),
+                       check_style=False, steps_per_char=CHECK_STEPS_PER_CHAR)
     return max(stray_ratio(line.offsets) for line in ink)
 
 

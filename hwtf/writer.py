@@ -349,23 +349,26 @@ def load_styles(model_dir: str) -> list[dict]:
     return data["styles"]
 
 
-def get_style(model_dir: str, number: int):
+def style_from_record(record: dict) -> Style:
+    """A `styles.json` record (`hwtf.styles`) as a `Style` ready for priming."""
+    import numpy as np
+
+    return Style(record["text"], np.asarray(record["offsets"], np.float32).reshape(-1, 3))
+
+
+def get_style(model_dir: str, number: int) -> Style:
     """Style `number` of a model as `(text, offsets [P, 3])` for priming.
 
     Raises:
       ValueError: the model has no styles, or no style of that number.
     """
-    import numpy as np
-
     styles = load_styles(model_dir)
     if not styles:
         raise ValueError(f"{model_dir} has no built-in styles ({STYLES_FILE}); "
                          f"write them with python -m hwtf.styles --model={model_dir}")
     if not 0 <= number < len(styles):
         raise ValueError(f"style {number} does not exist: {model_dir} has styles 0 to {len(styles) - 1}")
-    style = styles[number]
-    offsets = np.asarray(style["offsets"], np.float32).reshape(-1, 3)
-    return style["text"], offsets
+    return style_from_record(styles[number])
 
 
 def check_prime(style: Style, position: float) -> None:
@@ -467,7 +470,7 @@ class Writer:
         """
         if self.path is None:
             raise ValueError("an in-memory model has no built-in styles")
-        return Style(*get_style(self.path, number))
+        return get_style(self.path, number)
 
     def style_from_ink(self, strokes, text: str | None) -> Style:
         """A user's line of ink (`[n_i, 2]` strokes, y up, any units) and what
