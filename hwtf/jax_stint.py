@@ -4,7 +4,8 @@ The GPU machine this project is sometimes lent has JAX but no TensorFlow,
 and nothing can be installed on it from outside (TensorFlow's wheels with
 their CUDA libraries are tens of times larger than what a call can carry).
 This module is hwtf's synthesis model, loss and update written again in JAX
-and numpy alone (it imports neither TensorFlow nor the rest of hwtf), so that
+and numpy alone (it imports neither TensorFlow nor the rest of hwtf but
+`hwtf.packed`'s bfloat16 rounding, which is numpy), so that
 such a machine can train the run on:
 
 - the model of `hwtf.layers.LSTMStack` with the window and the
@@ -40,8 +41,12 @@ import time
 
 import numpy as np
 
-# The state's files: each under the 16 MiB a lent machine's call returns.
-WEIGHTS, ADAM_M, ADAM_V, META, DATA = "weights.npz", "adam_m.npz", "adam_v.npz", "meta.json", "data.npz.xz"
+from hwtf.packed import from_bfloat16_bits, to_bfloat16_bits
+
+# The state's files (see `write_state`): a lent machine's call returns files
+# of at most 16 MiB, 64 MiB in all, and carries at most 64 MiB of the tree.
+WEIGHTS, ADAM_M, ADAM_V, META, DATA = "weights", "adam_m", "adam_v", "meta.json", "data.npz.xz"
+SHARD_BYTES = 15 * 2**20
 
 SIGMA_MIN = 1e-3  # hwtf.distributions
 RHO_MAX = 1.0 - 1e-4
@@ -254,6 +259,19 @@ def read_data(path: str) -> dict:
             return {k: data[k] for k in data.files}
 
 
+def line_offsets(data: dict) -> np.ndarray:
+    """All lines' raw offsets `[sum T, 3]`, float32, from `data`: `offsets`
+    alone, or, where `whole` marks the lines whose offsets are whole numbers,
+    `offsets [3, points]` for those lines' points (int16) and `offsets_float
+    [3, points]` for the others' (see `hwtf.stint_state.data_arrays`)."""
+    if "whole" not in data:
+        return data["offsets"].astype(np.float32)
+    mask = np.repeat(data["whole"].astype(bool), data["lengths"])
+    offsets = np.empty((len(mask), 3), np.float32)
+    offsets[mask], offsets[~mask] = data["offsets"].T, data["offsets_float"].T
+    return offsets
+
+
 class Batches:
     """Endless batches of training lines, shuffled each pass, from length
     buckets at quantiles of the lengths (as `make_dataset`): a batch is
@@ -265,7 +283,7 @@ class Batches:
         self.char_lengths = data["char_lengths"].astype(np.int64)
         self.starts = np.concatenate([[0], np.cumsum(self.lengths)])
         self.char_starts = np.concatenate([[0], np.cumsum(self.char_lengths)])
-        offsets = data["offsets"].astype(np.float32)
+        offsets = line_offsets(data)
         offsets[:, :2] = (offsets[:, :2] - np.float32(normalizer["mean"])) / np.float32(normalizer["std"])
         self.offsets, self.chars = offsets, data["chars"].astype(np.int32)
         self.batch_size = batch_size
@@ -300,25 +318,55 @@ class Batches:
 # -- the state's files ----------------------------------------------------------
 
 
+def _shard_names(arrays: dict, limit: int) -> list[list[str]]:
+    """`arrays`' names in runs of at most `limit` bytes (an array larger than
+    that alone), in order."""
+    shards, size = [[]], 0
+    for name, x in arrays.items():
+        if shards[-1] and size + x.nbytes > limit:
+            shards.append([])
+            size = 0
+        shards[-1].append(name)
+        size += x.nbytes
+    return shards
+
+
+def state_file(stem: str, shard: int = 0) -> str:
+    """The file of one group's `shard`: `weights.npz`, then `weights-1.npz`,
+    ... where the group is split."""
+    return f"{stem}.npz" if shard == 0 else f"{stem}-{shard}.npz"
+
+
+def _read_group(state_dir: str, stem: str, step: int, names: list[str]) -> dict:
+    """One group's arrays from its files, float32, each file checked to be
+    of `step` and the group to hold exactly `names` (see `write_state`)."""
+    values, shards, i = {}, 1, 0
+    while i < shards:
+        path = os.path.join(state_dir, state_file(stem, i))
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        marker = arrays.pop("__step__", None)
+        if marker is None or int(marker) != step:
+            raise ValueError(f"{path} is of step {marker}, {META} of step {step}: a write was cut short")
+        shards = int(arrays.pop("__shards__", 1))
+        for name, x in arrays.items():
+            # Adam's moments travel as bfloat16 (uint16 bits, as hwtf.packed keeps them)
+            values[name] = from_bfloat16_bits(x) if x.dtype == np.uint16 else x.astype(np.float32)
+        i += 1
+    if sorted(values) != sorted(names):
+        raise ValueError(f"{os.path.join(state_dir, stem)}*.npz hold {sorted(values)}; expected {sorted(names)}")
+    return values
+
+
 def read_arrays(state_dir: str) -> tuple[dict, dict, dict, dict]:
-    """`(weights, m, v, meta)` as numpy arrays by weight name and the
-    `meta.json` dict, checking that all four files are of one step and that
-    each holds every weight (see `write_state`); numpy alone, so that
+    """`(weights, m, v, meta)` as float32 numpy arrays by weight name and
+    the `meta.json` dict, checking that all files are of one step and that
+    each group holds every weight (see `write_state`); numpy alone, so that
     `hwtf.stint_state import` reads them without JAX."""
     with open(os.path.join(state_dir, META)) as f:
         meta = json.load(f)
     names = weight_names(meta["config"]["lstm_layers"])
-    arrays = []
-    for name in (WEIGHTS, ADAM_M, ADAM_V):
-        path = os.path.join(state_dir, name)
-        with np.load(path, allow_pickle=False) as data:
-            values = {k: data[k] for k in data.files}
-        marker = values.pop("__step__", None)
-        if marker is None or int(marker) != meta["step"]:
-            raise ValueError(f"{path} is of step {marker}, {META} of step {meta['step']}: a write was cut short")
-        if sorted(values) != sorted(names):
-            raise ValueError(f"{path} holds {sorted(values)}; expected {sorted(names)}")
-        arrays.append(values)
+    arrays = [_read_group(state_dir, stem, meta["step"], names) for stem in (WEIGHTS, ADAM_M, ADAM_V)]
     return (*arrays, meta)
 
 
@@ -343,24 +391,37 @@ def _save_npz(path: str, arrays: dict) -> None:
     os.replace(tmp, path)
 
 
-def write_state(out_dir: str, state: dict, meta: dict) -> None:
-    """Writes `weights.npz`, `adam_m.npz`, `adam_v.npz` (float32 arrays by
-    weight name) and `meta.json` (the model config, `step`, `iterations`,
-    `skipped`, `learning_rate`, and the stint's `log`), each file replaced
-    whole, `meta.json` last: a kill mid-write leaves the last complete
-    state's meta (a reader checks `step` in all four)."""
+def write_state(out_dir: str, state: dict, meta: dict, shard_bytes: int = SHARD_BYTES) -> list[str]:
+    """Writes the weights as float32 and Adam's moments rounded to bfloat16
+    (as the committed checkpoint keeps them, `hwtf.packed`) by weight name:
+    `weights.npz`, `adam_m.npz` and `adam_v.npz`, each split into
+    `NAME-1.npz`, ... where it would pass `shard_bytes`, every file marked
+    with the step and the group's number of files; then `meta.json` (the
+    model config, `step`, `iterations`, `skipped`, `learning_rate`, and the
+    stint's `log`). Each file is replaced whole, `meta.json` last: a kill
+    mid-write leaves the last complete state's meta (a reader checks `step`
+    in all files). Returns the file names."""
     os.makedirs(out_dir, exist_ok=True)
     step = int(meta["step"])
-    for name, key in ((WEIGHTS, "params"), (ADAM_M, "m"), (ADAM_V, "v")):
-        arrays = {k: np.asarray(x, np.float32) for k, x in state[key].items()}
-        arrays["__step__"] = np.asarray(step, np.int64)
-        _save_npz(os.path.join(out_dir, name), arrays)
+    written = []
+    for stem, key in ((WEIGHTS, "params"), (ADAM_M, "m"), (ADAM_V, "v")):
+        arrays = {k: np.asarray(state[key][k], np.float32) for k in weight_names(meta["config"]["lstm_layers"])}
+        if key != "params":
+            arrays = {k: to_bfloat16_bits(x) for k, x in arrays.items()}
+        shards = _shard_names(arrays, shard_bytes)
+        for i, shard in enumerate(shards):
+            name = state_file(stem, i)
+            _save_npz(os.path.join(out_dir, name), {**{k: arrays[k] for k in shard},
+                                                    "__step__": np.asarray(step, np.int64),
+                                                    "__shards__": np.asarray(len(shards), np.int64)})
+            written.append(name)
     meta = {**meta, "iterations": int(state["iterations"]), "skipped": int(state["skipped"]),
             "learning_rate": float(state["learning_rate"])}
     tmp = os.path.join(out_dir, META + ".tmp")
     with open(tmp, "w") as f:
         json.dump(meta, f, indent=1)
     os.replace(tmp, os.path.join(out_dir, META))
+    return written + [META]
 
 
 # -- the command ----------------------------------------------------------------

@@ -9,9 +9,9 @@ PACKAGE = Path(__file__).parents[1] / "hwtf"
 
 # Lowest first. A module may import modules of lower layers only.
 LAYERS = [
-    ["hwtf.cli", "hwtf.jax_stint", "hwtf.precision", "hwtf.data.strokes", "hwtf.distributions", "hwtf.files", "hwtf.inkml", "hwtf.packed", "hwtf.summaries", "hwtf.layers.window", "hwtf.layers.cell"],
+    ["hwtf.cli", "hwtf.precision", "hwtf.data.strokes", "hwtf.distributions", "hwtf.files", "hwtf.inkml", "hwtf.packed", "hwtf.summaries", "hwtf.layers.window", "hwtf.layers.cell"],
     ["hwtf.data.cache", "hwtf.data.iamondb", "hwtf.data.synthetic", "hwtf.render", "hwtf.layers.wavefront",
-     "hwtf.layers.mdn"],
+     "hwtf.layers.mdn", "hwtf.jax_stint"],
     ["hwtf.layers.lstm_stack"],
     ["hwtf.data.dataset", "hwtf.layers"],
     ["hwtf.model"],

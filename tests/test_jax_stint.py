@@ -181,6 +181,50 @@ def test_the_stints_lines_repeat_the_lines_with_capitals_as_hwtf_train_does():
     assert arrays["char_lengths"].tolist() == [5, 7, 4, 7, 7]
 
 
+def test_whole_and_fractional_offsets_travel_apart_and_come_back_in_order(tmp_path):
+    from hwtf.data import strokes as strokes_lib
+
+    rng = np.random.default_rng(0)
+    offsets = [np.round(rng.normal(0, 50, (n, 3))).astype(np.float32) for n in (7, 5, 9, 4)]
+    offsets[1] = offsets[1] + np.float32(0.25)  # a synthetic line's offsets are fractions
+    offsets[3][0, 0] = 40000.0  # whole, but past int16
+    data = strokes_lib.HandwritingSet(["a", "b", "c", "d"], ["ab", "b", "ca", "d"], offsets)
+    arrays = stint_state.data_arrays(data, strokes_lib.Alphabet.from_texts(data.texts), max_length=None)
+    assert arrays["whole"].tolist() == [True, False, True, False]
+    assert arrays["offsets"].dtype == np.int16 and arrays["offsets"].shape == (3, 7 + 9)
+    assert arrays["offsets_float"].dtype == np.float32 and arrays["offsets_float"].shape == (3, 5 + 4)
+    stint_state.write_data(str(tmp_path / jax_stint.DATA), arrays)
+    read = jax_stint.read_data(str(tmp_path / jax_stint.DATA))
+    np.testing.assert_array_equal(jax_stint.line_offsets(read), np.concatenate(offsets))
+
+
+def test_the_state_splits_into_files_a_call_returns_and_reads_back(tmp_path, tiny_config):
+    trainer = _trainer(tiny_config)
+    weights, m, v = stint_state.state_arrays(trainer)
+    m = {k: np.random.default_rng(1).normal(0, 1e-3, x.shape).astype(np.float32) for k, x in m.items()}
+    v = {k: np.square(x) for k, x in m.items()}
+    state = {"params": weights, "m": m, "v": v, "iterations": 3, "skipped": 1, "learning_rate": 0.01}
+    meta = {"config": json.loads(tiny_config.to_json()), "step": 5, "log": []}
+    largest = max(x.nbytes for x in weights.values())
+    files = jax_stint.write_state(str(tmp_path), state, meta, shard_bytes=largest + 1)
+    assert sorted(files) == sorted(os.listdir(tmp_path)) and "weights-1.npz" in files and files[-1] == "meta.json"
+    assert all(os.path.getsize(tmp_path / f) < largest + 4096 for f in files)
+    got_w, got_m, got_v, got_meta = jax_stint.read_arrays(str(tmp_path))
+    assert got_meta["iterations"] == 3 and got_meta["skipped"] == 1
+    for name in weights:
+        np.testing.assert_array_equal(got_w[name], weights[name])  # exact
+        np.testing.assert_allclose(got_m[name], m[name], rtol=2**-8)  # bfloat16
+        np.testing.assert_allclose(got_v[name], v[name], rtol=2**-8)
+        assert got_m[name].dtype == np.float32
+    with np.load(tmp_path / "adam_m.npz") as first:
+        assert first[next(k for k in first.files if not k.startswith("__"))].dtype == np.uint16
+    # A shard left from another step (a write cut short) is refused by name.
+    jax_stint.write_state(str(tmp_path / "later"), state, {**meta, "step": 7}, shard_bytes=largest + 1)
+    os.replace(tmp_path / "later" / "weights-1.npz", tmp_path / "weights-1.npz")
+    with pytest.raises(ValueError, match="weights-1.npz is of step 7, meta.json of step 5"):
+        jax_stint.read_arrays(str(tmp_path))
+
+
 def test_synthetic_capitals_join_the_epoch_within_the_alphabet():
     from hwtf import train
     from hwtf.data import strokes as strokes_lib
@@ -219,7 +263,7 @@ def test_a_jax_stint_continues_the_run_and_training_resumes_from_it(tmp_path):
     meta = json.loads((state / jax_stint.META).read_text())
     assert meta["step"] == 10 and meta["iterations"] == 10 and meta["recipe"]["batch_size"] == 8
     assert meta["recipe"]["capitals_repeat"] == 2
-    assert np.load(state / jax_stint.WEIGHTS)["kernel_0"].dtype == np.float32
+    assert np.load(state / jax_stint.state_file(jax_stint.WEIGHTS))["kernel_0"].dtype == np.float32
 
     _cli("-m", "hwtf.jax_stint", f"--state={state}", f"--out={out}", "--steps=30", "--log_every=5")
     trained = json.loads((out / jax_stint.META).read_text())
@@ -231,7 +275,7 @@ def test_a_jax_stint_continues_the_run_and_training_resumes_from_it(tmp_path):
     assert "valid NLL" in log
     assert tf.train.latest_checkpoint(str(train_dir)).endswith("ckpt-40")
     reader = tf.train.load_checkpoint(str(train_dir / "ckpt-40"))
-    with np.load(out / jax_stint.WEIGHTS) as weights:
+    with np.load(out / jax_stint.state_file(jax_stint.WEIGHTS)) as weights:
         key = next(k for k in reader.get_variable_to_shape_map() if "recurrent_kernel_1" in k and "OPTIMIZER" not in k)
         np.testing.assert_array_equal(reader.get_tensor(key), weights["recurrent_kernel_1"])
 
@@ -265,7 +309,7 @@ def test_import_refuses_files_of_different_steps(tmp_path, tiny_config):
     meta = {"config": json.loads(tiny_config.to_json()), "step": 5, "log": []}
     jax_stint.write_state(str(tmp_path), state, meta)
     jax_stint.write_state(str(tmp_path / "later"), state, {**meta, "step": 7})
-    os.replace(tmp_path / "later" / jax_stint.ADAM_V, tmp_path / jax_stint.ADAM_V)
+    os.replace(tmp_path / "later" / jax_stint.state_file(jax_stint.ADAM_V), tmp_path / jax_stint.state_file(jax_stint.ADAM_V))
     proc = subprocess.run(
         [sys.executable, "-m", "hwtf.stint_state", "import", *_flags(tmp_path, tmp_path / "run"), f"--state={tmp_path}"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
