@@ -5,16 +5,19 @@
 #   bash docs/gpu_stint.sh prepare        # here: the run's state and data to .gpu/
 #   # the device tool's run, carry [".gpu"]:
 #   #   PYTHONUNBUFFERED=1 python3 -m hwtf.jax_stint --state=.gpu --out=$OUT --minutes=8.5   (timeout_s 600)
+#   bash docs/gpu_stint.sh next DIR       # here, while the machine is warm: DIR's state into .gpu/,
+#                                         # for another call that trains on from it
 #   bash docs/gpu_stint.sh finish DIR     # here: DIR (the call's files) becomes the run's next checkpoint
 #   bash docs/gpu_stint.sh restore        # or, if the call failed: only put the index back
 #
 # A call carries at most 64 MiB of the working tree, and the committed
-# checkpoint (45 MB) with the exports (10 MB) already fill most of it, while
-# .gpu/ holds the same weights and Adam's moments again (45 MB) and the
-# training lines (11 MB). So `prepare` takes checkpoints/ and saved_models/
-# out of git's index (the files stay where they are) and `finish` puts them
-# back: commit nothing in between. .gpu/ holds IAM-OnDB's lines, which its
-# licence forbids passing on; .gitignore keeps it out of git.
+# checkpoint (48 MB) with the export (25 MB) already pass it, while .gpu/
+# holds the weights again (24 MB for the 3x512 run), Adam's moments in
+# bfloat16 (24 MB) and the training lines (14 MB): 62 MB. So `prepare` takes
+# checkpoints/ and saved_models/ out of git's index (the files stay where
+# they are) and `finish` puts them back: commit nothing in between. .gpu/
+# holds IAM-OnDB's lines, which its licence forbids passing on; .gitignore
+# keeps it out of git.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${RUN:-runs/iamondb}
@@ -34,6 +37,14 @@ prepare)
   echo "ready: run 'PYTHONUNBUFFERED=1 python3 -m hwtf.jax_stint --state=.gpu --out=\$OUT --minutes=8.5' with carry [\".gpu\"];" \
        "then bash docs/gpu_stint.sh finish DIR"
   ;;
+next)  # a warm machine's next call trains on from DIR, the last call's files
+  [ -n "${2:-}" ] || { echo "usage: bash docs/gpu_stint.sh next DIR (the folder of the call's files)" >&2; exit 2; }
+  [ -f "$2/meta.json" ] || { echo "$2: no meta.json, not a call's state" >&2; exit 2; }
+  rm -f .gpu/*.npz .gpu/meta.json
+  cp "$2"/*.npz "$2"/meta.json .gpu/
+  echo "ready: the same call again trains on from step $(sed -n 's/^ "step": \([0-9]*\),$/\1/p' .gpu/meta.json);" \
+       "then bash docs/gpu_stint.sh finish with the last call's folder"
+  ;;
 restore)  # the index as it was, without importing (a call that failed)
   git reset -q -- checkpoints saved_models
   sed -i '\#^/checkpoints/$#d; \#^/saved_models/$#d' "$exclude"
@@ -45,7 +56,7 @@ finish)
       --state="$2" --validate
   ;;
 *)
-  echo "usage: bash docs/gpu_stint.sh prepare | finish DIR | restore" >&2
+  echo "usage: bash docs/gpu_stint.sh prepare | next DIR | finish DIR | restore" >&2
   exit 2
   ;;
 esac
