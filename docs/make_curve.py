@@ -3,8 +3,8 @@
     python docs/make_curve.py   # checkpoints/iamondb beside checkpoints/iamondb-2x256
 
 Validation NLL (nats per line) against training steps (left) and against
-hours of training on this machine (right; summed from the logged steps per
-second, so the time between stints is not counted). `--compare_dir` draws a
+hours of training (right, on this machine or a lent GPU; summed from the
+logged steps per second, so the time between stints is not counted). `--compare_dir` draws a
 second run beside it; Graves's -1096.9 nats per line is drawn for scale.
 A dotted line marks where the run moved to another host or precision (its
 `run/host` notes, `hwtf.summaries.stints`): an hour of one host is not an
@@ -106,7 +106,8 @@ def main(argv):
                             color=colour)
         print(f"{train_dir}: {len(nll)} validations, last {nll[-1]:.1f} nats/line at step {steps[-1]} "
               f"({hours[-1]:.2f} h), best {min(nll):.1f}")
-    for ax, xlabel in ((by_steps, "training step"), (by_hours, "hours of training (2 CPU cores)")):
+    hours_label = "hours of training (2 CPU cores, or a GPU where marked)"
+    for ax, xlabel in ((by_steps, "training step"), (by_hours, hours_label)):
         if FLAGS.graves:
             ax.axhline(-1096.9, color="tab:gray", linestyle="--", label="Graves (2013): -1096.9")
         ax.set_xlabel(xlabel)
