@@ -309,7 +309,8 @@ def test_import_refuses_files_of_different_steps(tmp_path, tiny_config):
     meta = {"config": json.loads(tiny_config.to_json()), "step": 5, "log": []}
     jax_stint.write_state(str(tmp_path), state, meta)
     jax_stint.write_state(str(tmp_path / "later"), state, {**meta, "step": 7})
-    os.replace(tmp_path / "later" / jax_stint.state_file(jax_stint.ADAM_V), tmp_path / jax_stint.state_file(jax_stint.ADAM_V))
+    adam_v = jax_stint.state_file(jax_stint.ADAM_V)
+    os.replace(tmp_path / "later" / adam_v, tmp_path / adam_v)
     proc = subprocess.run(
         [sys.executable, "-m", "hwtf.stint_state", "import", *_flags(tmp_path, tmp_path / "run"), f"--state={tmp_path}"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
