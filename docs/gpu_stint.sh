@@ -4,7 +4,7 @@
 #
 #   bash docs/gpu_stint.sh prepare        # here: the run's state and data to .gpu/
 #   # the device tool's run, carry [".gpu"]:
-#   #   PYTHONUNBUFFERED=1 python3 -m hwtf.jax_stint --state=.gpu --out=$OUT --minutes=8.5   (timeout_s 600)
+#   #   PYTHONUNBUFFERED=1 python3 -m hwtf.jax_stint --state=.gpu --out=$OUT --minutes=8.4   (timeout_s 600)
 #   bash docs/gpu_stint.sh next DIR       # here, while the machine is warm: DIR's state into .gpu/,
 #                                         # for another call that trains on from it
 #   bash docs/gpu_stint.sh finish DIR     # here: DIR (the call's files) becomes the run's next checkpoint
@@ -34,7 +34,12 @@ prepare)
   "$PY" -m hwtf.stint_state export --flagfile=flags/iamondb.cfg --data_dir="$DATA" --train_dir="$RUN" --state=.gpu
   git rm -r -q --cached checkpoints saved_models
   printf '/checkpoints/\n/saved_models/\n' >>"$exclude"
-  echo "ready: run 'PYTHONUNBUFFERED=1 python3 -m hwtf.jax_stint --state=.gpu --out=\$OUT --minutes=8.5' with carry [\".gpu\"];" \
+  # What the call will carry: git's files (untracked ones too) and .gpu/.
+  bytes=$( (git ls-files -z --cached --others --exclude-standard; find .gpu -type f -print0) |
+            du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1 || true)
+  echo "the call carries $((bytes / 1048576)) MiB of its 64"
+  [ "$bytes" -le $((64 * 1048576)) ] || echo "warning: over the 64 MiB a call carries; take more out of git's index" >&2
+  echo "ready: run 'PYTHONUNBUFFERED=1 python3 -m hwtf.jax_stint --state=.gpu --out=\$OUT --minutes=8.4' with carry [\".gpu\"];" \
        "then bash docs/gpu_stint.sh finish DIR"
   ;;
 next)  # a warm machine's next call trains on from DIR, the last call's files
