@@ -106,7 +106,7 @@ def main(argv):
                             color=colour)
         print(f"{train_dir}: {len(nll)} validations, last {nll[-1]:.1f} nats/line at step {steps[-1]} "
               f"({hours[-1]:.2f} h), best {min(nll):.1f}")
-    hours_label = "hours of training (2 CPU cores, or a GPU where marked)"
+    hours_label = "hours of training (2 CPUs; GPU where marked)"
     for ax, xlabel in ((by_steps, "training step"), (by_hours, hours_label)):
         if FLAGS.graves:
             ax.axhline(-1096.9, color="tab:gray", linestyle="--", label="Graves (2013): -1096.9")
