@@ -47,7 +47,8 @@ next)  # a warm machine's next call trains on from DIR, the last call's files
   [ -f "$2/meta.json" ] || { echo "$2: no meta.json, not a call's state" >&2; exit 2; }
   rm -f .gpu/*.npz .gpu/meta.json
   cp "$2"/*.npz "$2"/meta.json .gpu/
-  echo "ready: the same call again trains on from step $(sed -n 's/^ "step": \([0-9]*\),$/\1/p' .gpu/meta.json);" \
+  step=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["step"])' .gpu/meta.json)
+  echo "ready: the same call again trains on from step $step;" \
        "then bash docs/gpu_stint.sh finish with the last call's folder"
   ;;
 restore)  # the index as it was, without importing (a call that failed)

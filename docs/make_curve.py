@@ -4,8 +4,9 @@
 
 Validation NLL (nats per line) against training steps (left) and against
 hours of training (right, on this machine or a lent GPU; summed from the
-logged steps per second, so the time between stints is not counted). `--compare_dir` draws a
-second run beside it; Graves's -1096.9 nats per line is drawn for scale.
+logged steps per second, so the time between stints is not counted).
+`--compare_dir` draws a second run beside it; Graves's -1096.9 nats per line
+is drawn for scale.
 A dotted line marks where the run moved to another host or precision (its
 `run/host` notes, `hwtf.summaries.stints`): an hour of one host is not an
 hour of another. A dash-dotted one marks where a resume changed the learning
