@@ -40,6 +40,8 @@ sys.path.insert(0, REPO)
 
 from hwtf.data import iamondb  # noqa: E402
 from hwtf.data.strokes import GLITCH_STEP, HandwritingSet, Normalizer  # noqa: E402
+from hwtf.files import CONFIG_FILE  # noqa: E402
+from hwtf.model import ModelConfig  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", os.path.join(REPO, "..", "shared", "data", "iamondb.tar.xz"),
@@ -67,11 +69,11 @@ def _short_steps_std(offsets, longest: float) -> tuple[float, float]:
 
 
 def _model_normalizer(path: str) -> Normalizer:
-    for name in ("hwtf_config.json", "config.json"):
+    """The normaliser of an export (its hwtf_config.json) or a training directory (its config.json)."""
+    for name in (CONFIG_FILE, "config.json"):
         if os.path.isfile(os.path.join(path, name)):
-            with open(os.path.join(path, name)) as f:
-                return Normalizer.from_dict(json.load(f)["normalizer"])
-    raise app.UsageError(f"--model={path} has no hwtf_config.json or config.json")
+            return ModelConfig.load(os.path.join(path, name)).normalizer_lib
+    raise app.UsageError(f"--model={path} has no {CONFIG_FILE} or config.json")
 
 
 def main(argv):
@@ -97,14 +99,13 @@ def main(argv):
                       "nats_per_line_per_1pct_of_scale": round(-scale_shift(points, (1.01, 1.01), (1, 1)), 2)}))
 
     first = FLAGS.train_splits[0]
-    pooled = lambda n: (math.sqrt((n.std[0] ** 2 + n.std[1] ** 2) / 2),) * 2  # noqa: E731
     variants = {
         f"hwtf: {'+'.join(FLAGS.train_splits)}, steps over {GLITCH_STEP:g} units split off": ours.std,
         f"{first} alone": Normalizer.fit(_offsets(by_split[first], GLITCH_STEP)).std,
         "strokes not split at long steps": Normalizer.fit(_offsets(train, None)).std,
         "steps over 500 units left out of the statistics": _short_steps_std(train_offsets, 500.0),
         "steps over 250 units left out of the statistics": _short_steps_std(train_offsets, 250.0),
-        "one deviation for x and y (pooled)": pooled(ours),
+        "one deviation for x and y (pooled)": (math.hypot(*ours.std) / math.sqrt(2),) * 2,
     }
     for name, std in variants.items():
         shift = scale_shift(points, std, reference)
