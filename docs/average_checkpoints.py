@@ -32,11 +32,12 @@ flags.DEFINE_string("out", "runs/average", "The folder to write (replaced).")
 
 
 def model_weights(config, checkpoint: str) -> list:
-    """The model's weights in `checkpoint`, in `model.weights` order."""
-    import tensorflow as tf
+    """The model's weights in `checkpoint` (their moving average where the run
+    kept one), in `model.weights` order."""
+    from hwtf.model import read_weights
 
     model = config.build_model()
-    tf.train.Checkpoint(model=model).read(checkpoint).assert_existing_objects_matched().expect_partial()
+    read_weights(model, checkpoint)
     return [v.numpy() for v in model.weights]
 
 

@@ -94,6 +94,14 @@ def main(argv):
         steps, hours, nll = curves[train_dir]
         by_steps.plot(steps, nll, "o-", color=colour, label=label, markersize=3)
         by_hours.plot(hours, nll, "o-", color=colour, label=label, markersize=3)
+        # Where the run validated a moving average of its weights (hwtf.train
+        # --ema_decay), the curve is the average's; the weights' own are dots.
+        weights = dict(summaries.read_scalars(train_dir, "valid/weights_nll_per_line"))
+        if weights:
+            at = [(s, h, weights[s]) for s, h in zip(steps, hours) if s in weights]
+            for ax, x in ((by_steps, 0), (by_hours, 1)):
+                ax.plot([a[x] for a in at], [a[2] for a in at], "o", color=colour, markersize=3, fillstyle="none",
+                        label="the weights alone, where the line is their moving average" if x else None)
         for number, (step, hour, host) in enumerate(summaries.stints(train_dir)):
             for ax, x in ((by_steps, step), (by_hours, hour)):
                 ax.axvline(x, color=colour, linestyle=":", linewidth=1)

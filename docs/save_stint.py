@@ -1,7 +1,8 @@
 """Keeps a training stint for the next session: the run's latest checkpoint
 packed (`hwtf.packed`: everything exact but the optimizer's moments, which
 are rounded to bfloat16, so that training resumes as it was at two thirds of
-the size), its config.json and its scalar curves, in a folder to commit.
+the size; the weights' moving average, where the run keeps one, is left out),
+its config.json and its scalar curves, in a folder to commit.
 
     python docs/save_stint.py --train_dir=runs/iamondb --out=checkpoints/iamondb
 
@@ -56,7 +57,10 @@ def main(argv):
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     name = os.path.basename(latest)
-    packed.pack(latest, os.path.join(tmp, name + ".packed.npz"))
+    # The weights' moving average (--ema_decay) stays out: as big again as
+    # the weights, it would take the commit past the campaign's 50 MB a
+    # stint. The next stint starts its average afresh at the weights.
+    packed.pack(latest, os.path.join(tmp, name + ".packed.npz"), leave_out=("ema", "ema_updates"))
     shutil.copy2(os.path.join(FLAGS.train_dir, "config.json"), tmp)
     count = summaries.copy_scalars(
         os.path.join(FLAGS.train_dir, "tensorboard"), os.path.join(tmp, "tensorboard"), notes

@@ -62,6 +62,7 @@ def _scorer(path: str):
 
     from hwtf import packed
     from hwtf.model import ModelConfig, nll
+    from hwtf.model import read_weights
 
     if os.path.exists(os.path.join(path, "saved_model.pb")):
         loaded = tf.saved_model.load(path)
@@ -90,11 +91,11 @@ def _scorer(path: str):
     if checkpoint is None:
         raise app.UsageError(f"--model={path}: no checkpoint")
     try:
-        tf.train.Checkpoint(model=model).read(checkpoint).expect_partial()
+        ema = read_weights(model, checkpoint)
     finally:
         if unpacked_dir:
             shutil.rmtree(unpacked_dir, ignore_errors=True)
-    logging.info("scoring %s", checkpoint)
+    logging.info("scoring %s%s", checkpoint, " (the weights' moving average)" if ema else "")
     alphabet, normalizer = config.alphabet_lib, config.normalizer_lib
 
     @tf.function(reduce_retracing=True)

@@ -423,3 +423,21 @@ def prime_state(model: HandwritingModel, offsets, lengths, chars_onehot=None, ch
     _, state = tf.while_loop(lambda c, _: c < chunks, body, (tf.constant(0), state))
     last = tf.gather(offsets, tf.maximum(lengths - 1, 0), batch_dims=1)
     return state, last
+
+
+# Where a training checkpoint keeps the weights' moving average (`hwtf.train.Trainer`).
+EMA_KEY = "ema/"
+
+
+def has_ema(path: str) -> bool:
+    """Whether training checkpoint `path` holds a moving average of the weights."""
+    return any(name.startswith(EMA_KEY) for name, _ in tf.train.list_variables(path))
+
+
+def read_weights(model, path: str) -> bool:
+    """Reads training checkpoint `path`'s weights into `model`: the moving
+    average's where the run kept one (what it validated and exports), else
+    the weights'. Returns whether it read the average."""
+    ema = has_ema(path)
+    tf.train.Checkpoint(**{"ema" if ema else "model": model}).read(path).assert_existing_objects_matched().expect_partial()
+    return ema

@@ -32,6 +32,7 @@ CHECKPOINT = re.compile(r"ckpt-(\d+)\.index")
 # Name prefixes in the .npz of the tensors stored in another form.
 _BFLOAT16 = "bfloat16:"  # float32 rounded to bfloat16, as uint16 bits
 _BYTES = "bytes:"  # a scalar string (the object graph), as uint8
+_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
 # Where a Keras optimizer's slot variables (Adam's m and v, RMSprop's
 # averages) lie in a checkpoint; its iteration count and learning rate are
 # saved under their own names.
@@ -54,16 +55,50 @@ def from_bfloat16_bits(bits: np.ndarray) -> np.ndarray:
     return (bits.astype(np.uint32) << np.uint32(16)).view(np.float32)
 
 
-def pack(prefix: str, path: str) -> dict:
+def leave_out_objects(graph: bytes, names: tuple[str, ...]) -> tuple[bytes, set[str]]:
+    """A checkpoint's object graph without the root's children `names` (and
+    what only they lead to), and the checkpoint keys of the tensors that go
+    with them. The nodes keep their numbers; those left out keep nothing."""
+    from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+    if not names:
+        return graph, set()
+    proto = trackable_object_graph_pb2.TrackableObjectGraph()
+    proto.ParseFromString(graph)
+    root = proto.nodes[0]
+    kept = [c for c in root.children if c.local_name not in names]
+    del root.children[:]
+    root.children.extend(kept)
+    reachable, todo = {0}, [0]
+    while todo:
+        node = proto.nodes[todo.pop()]
+        ids = [c.node_id for c in node.children] + [s.slot_variable_node_id for s in node.slot_variables]
+        for i in ids:
+            if i not in reachable:
+                reachable.add(i)
+                todo.append(i)
+    dropped = set()
+    for i, node in enumerate(proto.nodes):
+        if i not in reachable:
+            dropped.update(a.checkpoint_key for a in node.attributes)
+            node.Clear()
+    return proto.SerializeToString(), dropped
+
+
+def pack(prefix: str, path: str, leave_out: tuple[str, ...] = ()) -> dict:
     """Packs the checkpoint `prefix` (`.../ckpt-N`) into `path`, replaced
-    whole (a kill mid-write leaves any earlier file as it was). Returns
-    `{"tensors": n, "rounded": n, "bytes": size}`."""
+    whole (a kill mid-write leaves any earlier file as it was), without the
+    objects `leave_out` names (the root's children: a training checkpoint's
+    `ema`, say). Returns `{"tensors": n, "rounded": n, "bytes": size}`."""
     import tensorflow as tf
 
     reader = tf.train.load_checkpoint(prefix)
+    graph, dropped = leave_out_objects(reader.get_tensor(_GRAPH), tuple(leave_out))
     arrays, rounded = {}, 0
     for key in sorted(reader.get_variable_to_dtype_map()):
-        value = reader.get_tensor(key)
+        if key in dropped:
+            continue
+        value = graph if key == _GRAPH else reader.get_tensor(key)
         if isinstance(value, bytes):
             arrays[_BYTES + key] = np.frombuffer(value, np.uint8)
             continue
@@ -101,7 +136,7 @@ def unpack(path: str, prefix: str) -> str:
             else:
                 names.append(name)
                 tensors.append(tf.constant(value))
-    if "_CHECKPOINTABLE_OBJECT_GRAPH" not in names:
+    if _GRAPH not in names:
         raise ValueError(f"{path}: not a packed checkpoint (no object graph)")
     tmp = prefix + ".unpacking"
     tf.raw_ops.SaveV2(prefix=tmp, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors)

@@ -168,6 +168,9 @@ def export_state(state_dir: str) -> dict:
     from hwtf import train
 
     _check_recipe()
+    if FLAGS.ema_decay:
+        logging.info("--ema_decay=%g: the JAX stint keeps no moving average of the weights; the run's "
+                     "starts afresh at the weights it imports", FLAGS.ema_decay)
     config, trainer, _, train_set, _ = _trainer()
     weights, m, v = state_arrays(trainer)
     meta = {

@@ -74,6 +74,9 @@ def define_flags() -> None:
     flags.DEFINE_integer("lr_decay_steps", 1000, "Exponential schedule: steps per decay by --lr_decay_rate.")
     flags.DEFINE_float("lr_decay_rate", 0.5, "Exponential schedule: factor per --lr_decay_steps.")
     flags.DEFINE_float("clipnorm", 10.0, "Clip the global gradient norm to this (0 = off).")
+    flags.DEFINE_float("ema_decay", 0.0, "Keep an exponential moving average of the weights with this decay a "
+                       "step (Polyak averaging; 0.998 averages over about the last 500 steps), and validate, "
+                       "keep as best and export it instead of the weights themselves (0 = off).")
     flags.DEFINE_enum("teacher_forcing", "constant", ["constant", "linear", "exponential", "inverse_sigmoid"], "Scheduled-sampling schedule of the teacher-forcing probability.")
     flags.DEFINE_float("teacher_forcing_floor", 1.0, "Probability the schedule decays to (constant: the value).")
     flags.DEFINE_integer("teacher_forcing_steps", 10000, "Steps over which the schedule decays from 1 to the floor.")
@@ -205,10 +208,18 @@ class Trainer:
     replica's lines is divided by the number of predicted points, its global
     norm clipped to `clipnorm`, and the update skipped (and counted) when the
     loss or the gradient is not finite.
+
+    With `ema_decay` > 0 it keeps `ema_model` too: after the n-th update since
+    the average began, the mean of those n updates' weights weighted by
+    `ema_decay` to the power of their age (the moving average divided by
+    1 - decay^n, as Adam corrects its moments, so that it starts at the
+    weights rather than at zero or at the weights of long ago).
+    `eval_model` is the model that validates and exports: the average where
+    there is one.
     """
 
     def __init__(self, config, strategy, optimizer: str = "adam", learning_rate=1e-3, clipnorm: float = 10.0,
-                 gradients: str = "handwritten", layout: str = "layered"):
+                 gradients: str = "handwritten", layout: str = "layered", ema_decay: float = 0.0):
         import keras
         import numpy as np
         import tensorflow as tf
@@ -233,12 +244,59 @@ class Trainer:
             self.step = tf.Variable(0, dtype=tf.int64, name="step", trainable=False)
             self.skipped = tf.Variable(0, dtype=tf.int64, name="skipped_updates", trainable=False)
             self.best = tf.Variable(np.inf, dtype=tf.float64, name="best_valid_nll", trainable=False)
-        self.checkpoint = tf.train.Checkpoint(
-            model=self.model, optimizer=self.optimizer, step=self.step, skipped=self.skipped, best=self.best
-        )
+            self.ema_decay = float(ema_decay)
+            self.ema_model = config.build_model() if ema_decay else None
+            if self.ema_model is not None:
+                self.ema_model.stack.layout = layout
+            self.ema_updates = tf.Variable(0, dtype=tf.int64, name="ema_updates", trainable=False)
+        # What a run resumes from; the average is read apart (`restore_ema`),
+        # as a checkpoint of a run without one has none to read.
+        self.state = dict(model=self.model, optimizer=self.optimizer, step=self.step, skipped=self.skipped,
+                          best=self.best)
+        self.ema_state = dict(ema=self.ema_model, ema_updates=self.ema_updates) if ema_decay else {}
+        self.checkpoint = tf.train.Checkpoint(**self.state, **self.ema_state)
+        self.eval_model = self.model if self.ema_model is None else self.ema_model
+        if ema_decay:
+            self.reset_ema()
         # Batches differ in length (bucketing): trace once for any shape.
         self._train_step = tf.function(self._train_step_fn, reduce_retracing=True)
-        self._eval_step = tf.function(self._eval_step_fn, reduce_retracing=True)
+        self._eval_steps = {id(m): tf.function(lambda b, m=m: self._eval_step_fn(b, m), reduce_retracing=True)
+                            for m in (self.model, self.eval_model)}
+
+    def reset_ema(self) -> None:
+        """Starts the average afresh, at the weights."""
+        for average, weight in zip(self.ema_model.weights, self.model.weights):
+            average.assign(weight)
+        self.ema_updates.assign(0)
+
+    def restore_ema(self, path: str) -> bool:
+        """Reads the average from checkpoint `path` where it has one (and says
+        so), else starts it afresh at the weights just restored."""
+        import tensorflow as tf
+
+        from hwtf.model import has_ema
+
+        if has_ema(path):
+            tf.train.Checkpoint(**self.ema_state).restore(path).assert_existing_objects_matched()
+            return True
+        self.reset_ema()
+        return False
+
+    def _update_ema(self):
+        import tensorflow as tf
+
+        n = tf.cast(self.ema_updates.assign_add(1), tf.float64)
+        decay = tf.constant(self.ema_decay, tf.float64)
+        # The bias-corrected average c_n = s_n / (1 - d^n), where
+        # s_n = d s_(n-1) + (1 - d) w_n, is c_n = b c_(n-1) + (1 - b) w_n with
+        # b = d (1 - d^(n-1)) / (1 - d^n): 0 at the first update.
+        keep = decay * (1.0 - decay ** (n - 1.0)) / (1.0 - decay**n)
+        for average, weight in zip(self.ema_model.weights, self.model.weights):
+            if weight.trainable:
+                k = tf.cast(keep, average.dtype)
+                average.assign(k * average + (1.0 - k) * weight)
+            else:
+                average.assign(weight)
 
     def _reduce(self, value):
         import tensorflow as tf
@@ -272,6 +330,8 @@ class Trainer:
         def apply():
             clipped, _ = tf.clip_by_global_norm(grads, self.clipnorm, use_norm=norm)
             self.optimizer.apply_gradients(zip(clipped, variables))
+            if self.ema_model is not None:
+                self._update_ema()
             return tf.constant(0, tf.int64)
 
         skipped = tf.cond(finite, apply, lambda: tf.constant(1, tf.int64))
@@ -300,17 +360,19 @@ class Trainer:
             )
         return result
 
-    def _eval_step_fn(self, batch):
+    def _eval_step_fn(self, batch, model):
         from hwtf.model import nll
 
-        sums = self.strategy.run(lambda b: {k: v for k, v in nll(self.model, b).items() if k in SUM_KEYS}, (batch,))
+        sums = self.strategy.run(lambda b: {k: v for k, v in nll(model, b).items() if k in SUM_KEYS}, (batch,))
         return {k: self._reduce(v) for k, v in sums.items()}
 
-    def evaluate(self, dataset) -> dict:
-        """Validation NLL over a whole (distributed) dataset, in nats."""
+    def evaluate(self, dataset, model=None) -> dict:
+        """Validation NLL over a whole (distributed) dataset, in nats, of
+        `model`: `eval_model` (the average where there is one) or `model`."""
+        step = self._eval_steps[id(model or self.eval_model)]
         totals = dict.fromkeys(SUM_KEYS, 0.0)
         for batch in dataset:
-            for k, v in self._eval_step(batch).items():
+            for k, v in step(batch).items():
                 totals[k] += float(v)
         return {
             "nll_per_line": totals["nll_sum"] / max(totals["lines"], 1.0),
@@ -347,6 +409,8 @@ def validate_flags() -> None:
         raise app.UsageError(f"--layout=wavefront: needs --model=synthesis and --lstm_layers of 2 or more "
                              f"(got --model={FLAGS.model}, --lstm_layers={FLAGS.lstm_layers}); "
                              "use --layout=layered")
+    if not 0.0 <= FLAGS.ema_decay < 1.0:
+        raise app.UsageError(f"--ema_decay={FLAGS.ema_decay:g}: must be in [0, 1) (0 = no average)")
     if not 0.0 <= FLAGS.teacher_forcing_floor <= 1.0:
         raise app.UsageError(f"--teacher_forcing_floor={FLAGS.teacher_forcing_floor:g}: must be in [0, 1]")
     from hwtf import cli
@@ -534,12 +598,16 @@ def restore(trainer, save_dir: str):
     found = run_checkpoints(FLAGS.train_dir)
     for path in reversed(found):
         try:
-            trainer.checkpoint.restore(path).assert_existing_objects_matched()
+            tf.train.Checkpoint(**trainer.state).restore(path).assert_existing_objects_matched()
+            ema = trainer.restore_ema(path) if trainer.ema_model is not None else None
         except (tf.errors.OpError, ValueError, AssertionError, IndexError, RuntimeError) as e:  # IndexError: "Read less bytes than requested"
             logging.warning("checkpoint %s cannot be read (%s); trying the one before it",
                             path, str(e).strip().splitlines()[0][:200])
             continue
         logging.info("resumed from %s at step %d", path, int(trainer.step.numpy()))
+        if ema is not None:
+            logging.info("the weights' moving average: %s", f"{int(trainer.ema_updates.numpy())} updates so far"
+                         if ema else "none in the checkpoint; it starts at the weights")
         # The checkpoint holds the optimizer's learning rate too; a constant
         # rate comes from the flags, so that a stint can change it.
         if isinstance(trainer.learning_rate, float):
@@ -582,7 +650,7 @@ class Loop:
         # Compiled once: an eager sampling loop would be several times slower.
         # It starts, as training lines do, from the offset (0, 0), normalised.
         start = tf.constant(config.normalizer_lib.normalize(np.zeros((1, 3), np.float32)))
-        self.sampler = tf.function(lambda *args: sample_loop(trainer.model, 1, *args, first_input=start))
+        self.sampler = tf.function(lambda *args: sample_loop(trainer.eval_model, 1, *args, first_input=start))
 
     def run(self) -> None:
         logging.info(
@@ -661,13 +729,23 @@ class Loop:
             scalar("steps_per_sec", rate, step)
 
     def validate(self, step: int) -> None:
-        valid = self.trainer.evaluate(self.strategy.experimental_distribute_dataset(self.valid_ds))
+        """Scores `eval_model` (the weights' average, where the run keeps one,
+        and then the weights themselves too, as `valid/weights_*`)."""
+        dataset = self.strategy.experimental_distribute_dataset(self.valid_ds)
+        valid = self.trainer.evaluate(dataset)
         self.last_valid = valid["nll_per_line"]
-        logging.info("step %d  valid NLL %.2f nats/line, %.4f nats/point",
-                     step, valid["nll_per_line"], valid["nll_per_point"])
+        logging.info("step %d  valid NLL %.2f nats/line, %.4f nats/point%s",
+                     step, valid["nll_per_line"], valid["nll_per_point"],
+                     " (the weights' moving average)" if self.trainer.ema_model is not None else "")
         with self.writer.as_default():
             self.summaries.scalar("valid/nll_per_line", valid["nll_per_line"], step)
             self.summaries.scalar("valid/nll_per_point", valid["nll_per_point"], step)
+            if self.trainer.ema_model is not None:
+                weights = self.trainer.evaluate(dataset, self.trainer.model)
+                logging.info("step %d  valid NLL %.2f nats/line, %.4f nats/point (the weights themselves)",
+                             step, weights["nll_per_line"], weights["nll_per_point"])
+                self.summaries.scalar("valid/weights_nll_per_line", weights["nll_per_line"], step)
+                self.summaries.scalar("valid/weights_nll_per_point", weights["nll_per_point"], step)
         if valid["nll_per_line"] < float(self.trainer.best.numpy()):
             self.trainer.best.assign(valid["nll_per_line"])
             self.best_manager.save(checkpoint_number=step)
@@ -733,7 +811,8 @@ def main(argv):
     # A non-chief worker saves its checkpoints (a collective step) to scratch.
     save_dir = FLAGS.train_dir if chief else os.path.join(FLAGS.train_dir, f"worker-{strategy.cluster_resolver.task_id}-scratch")
     lr = learning_rate(FLAGS.lr_schedule, FLAGS.learning_rate, FLAGS.steps, FLAGS.lr_decay_steps, FLAGS.lr_decay_rate)
-    trainer = Trainer(config, strategy, FLAGS.optimizer, lr, FLAGS.clipnorm, layout=FLAGS.layout)
+    trainer = Trainer(config, strategy, FLAGS.optimizer, lr, FLAGS.clipnorm, layout=FLAGS.layout,
+                      ema_decay=FLAGS.ema_decay)
     managers = restore(trainer, save_dir)
     host = f"{precision_lib.host()}, {policy}"
     loop = Loop(trainer, strategy, config, lr, train_ds, valid_ds, valid_set, managers, chief, host)
@@ -745,7 +824,7 @@ def main(argv):
     if chief:
         if not math.isfinite(getattr(loop, "last_valid", 0.0)):
             raise app.UsageError(f"the validation NLL is {loop.last_valid}: the model is broken and is not exported")
-        export_model(trainer.model, config)
+        export_model(trainer.eval_model, config)
 
 
 if __name__ == "__main__":

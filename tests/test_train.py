@@ -233,6 +233,75 @@ def test_grad_norm_is_reported_before_clipping(tiny_config):
     assert float(result["grad_norm"]) > 0.5  # reported before clipping
 
 
+def test_the_weights_moving_average_is_the_bias_corrected_mean_of_the_updates(tiny_config):
+    from hwtf.train import Trainer
+
+    decay = 0.6
+    trainer = Trainer(tiny_config, tf.distribute.get_strategy(), "adam", 1e-2, clipnorm=1.0, ema_decay=decay)
+    assert trainer.eval_model is trainer.ema_model
+    rng = np.random.default_rng(2)
+    seen = []
+    for _ in range(3):
+        trainer.train(random_batch(rng, [12, 9], [4, 3]), 1.0, seed=0)
+        seen.append([v.numpy().copy() for v in trainer.model.trainable_variables])
+    # A skipped update leaves the weights, and so their average, as they were.
+    bad = random_batch(rng, [12, 9], [4, 3])
+    bad["offsets"][0, 3, 0] = np.nan
+    assert int(trainer.train(bad, 1.0, seed=0)["skipped"]) == 1
+    assert int(trainer.ema_updates.numpy()) == 3
+    n = len(seen)
+    shares = [decay ** (n - k) * (1 - decay) / (1 - decay**n) for k in range(1, n + 1)]
+    assert np.isclose(sum(shares), 1.0)
+    averages = trainer.ema_model.trainable_variables
+    for i, average in enumerate(averages):
+        expected = sum(share * weights[i] for share, weights in zip(shares, seen))
+        np.testing.assert_allclose(average.numpy(), expected, rtol=1e-5, atol=1e-7)
+    assert any(not np.allclose(a.numpy(), w) for a, w in zip(averages, seen[-1]))
+    # Started afresh, it is the weights themselves.
+    trainer.reset_ema()
+    for a, w in zip(trainer.ema_model.weights, trainer.model.weights):
+        np.testing.assert_array_equal(a.numpy(), w.numpy())
+
+
+def test_a_run_with_a_moving_average_validates_exports_and_packs_it(tmp_path):
+    from hwtf import packed
+    from hwtf.data import dataset as dataset_lib
+    from hwtf.evaluate import evaluate
+    from hwtf.model import has_ema
+
+    train_dir = str(tmp_path / "run")
+    log = _run(_train_command(train_dir, "--steps=20", "--ema_decay=0.9", "--image_every=0"))
+    assert re.search(r"step 20  valid NLL -?[\d.]+ nats/line, -?[\d.]+ nats/point \(the weights' moving average\)", log)
+    assert re.search(r"step 20  valid NLL -?[\d.]+ nats/line, -?[\d.]+ nats/point \(the weights themselves\)", log)
+    events = _events(train_dir)
+    assert [s for s, _ in events["valid/weights_nll_per_line"]] == [s for s, _ in events["valid/nll_per_line"]]
+    out = str(tmp_path / "curve.png")
+    drawn = _run([sys.executable, "docs/make_curve.py", f"--train_dir={train_dir}", "--compare_dir=", f"--out={out}"],
+                 timeout=120)
+    assert os.path.getsize(out) > 1000, drawn
+    latest = tf.train.latest_checkpoint(train_dir)
+    assert has_ema(latest)
+    # The checkpoint, read by evaluate, and the export are the average, not the weights.
+    data = dataset_lib.load("synthetic", ["valid"], cache_dir=str(tmp_path), num_lines=48).subset(range(8))
+    from_checkpoint = evaluate(train_dir, data, batch_size=8)["nll_per_line"]
+    np.testing.assert_allclose(evaluate(os.path.join(train_dir, "export"), data, batch_size=8)["nll_per_line"],
+                               from_checkpoint, rtol=1e-4)
+    weights_only = tmp_path / "weights"
+    weights_only.mkdir()
+    shutil.copy(os.path.join(train_dir, "config.json"), weights_only)
+    info = packed.pack(latest, str(weights_only / "ckpt-20.packed.npz"), leave_out=("ema", "ema_updates"))
+    assert info["bytes"] < 0.8 * packed.pack(latest, str(tmp_path / "whole.npz"))["bytes"]
+    assert not has_ema(packed.unpack(str(weights_only / "ckpt-20.packed.npz"), str(tmp_path / "unpacked" / "ckpt-20")))
+    assert abs(evaluate(str(weights_only), data, batch_size=8)["nll_per_line"] - from_checkpoint) > 1e-3
+    # Packed without it, the run resumes and starts its average afresh;
+    # a run without --ema_decay resumes from a checkpoint that has one.
+    log = _run(_train_command(str(weights_only), "--steps=22", "--ema_decay=0.9", "--export_dir=", "--image_every=0"))
+    assert re.search(r"resumed from .*ckpt-20 at step 20", log)
+    assert "moving average: none in the checkpoint; it starts at the weights" in log
+    log = _run(_train_command(train_dir, "--steps=21", "--export_dir=", "--image_every=0", "--eval_every=1000"))
+    assert re.search(r"resumed from .*ckpt-20 at step 20", log) and "moving average" not in log
+
+
 @pytest.mark.parametrize("kind", ["constant", "linear", "exponential", "inverse_sigmoid"])
 def test_teacher_forcing_schedules(kind):
     from hwtf.train import teacher_forcing_probability
