@@ -277,7 +277,7 @@ class Trainer:
         from hwtf.model import has_ema
 
         if has_ema(path):
-            tf.train.Checkpoint(**self.ema_state).restore(path).assert_existing_objects_matched()
+            tf.train.Checkpoint(**self.ema_state).restore(path).assert_existing_objects_matched().expect_partial()
             return True
         self.reset_ema()
         return False
@@ -369,7 +369,7 @@ class Trainer:
     def evaluate(self, dataset, model=None) -> dict:
         """Validation NLL over a whole (distributed) dataset, in nats, of
         `model`: `eval_model` (the average where there is one) or `model`."""
-        step = self._eval_steps[id(model or self.eval_model)]
+        step = self._eval_steps[id(self.eval_model if model is None else model)]
         totals = dict.fromkeys(SUM_KEYS, 0.0)
         for batch in dataset:
             for k, v in step(batch).items():
@@ -598,7 +598,8 @@ def restore(trainer, save_dir: str):
     found = run_checkpoints(FLAGS.train_dir)
     for path in reversed(found):
         try:
-            tf.train.Checkpoint(**trainer.state).restore(path).assert_existing_objects_matched()
+            # Partial: the checkpoint may hold the average too (`restore_ema`).
+            tf.train.Checkpoint(**trainer.state).restore(path).assert_existing_objects_matched().expect_partial()
             ema = trainer.restore_ema(path) if trainer.ema_model is not None else None
         except (tf.errors.OpError, ValueError, AssertionError, IndexError, RuntimeError) as e:  # IndexError: "Read less bytes than requested"
             logging.warning("checkpoint %s cannot be read (%s); trying the one before it",
