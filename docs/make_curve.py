@@ -29,8 +29,8 @@ sys.path.insert(0, REPO)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("train_dir", "checkpoints/iamondb", "Training directory (its tensorboard/ events).")
-flags.DEFINE_string("label", "3x400, 3x512 from step 10,964, the weights' moving average from 25,115 "
-                    "(flags/iamondb.cfg; step 22,421 shipped), all 1,438 lines of testset_v", "The run's legend.")
+flags.DEFINE_string("label", "3x400, 3x512 from step 10,964, averaged from 25,115 (flags/iamondb.cfg; "
+                    "22,421 shipped), all of testset_v", "The run's legend.")
 flags.DEFINE_string("compare_dir", "checkpoints/iamondb-2x256", "Another run's training directory, drawn beside "
                     "it ('' = none).")
 flags.DEFINE_string("compare_label", "2x256 (shipped until 2026-12-05), trainset+testset_t, "
@@ -87,7 +87,7 @@ def main(argv):
     curves = {train_dir: curve(train_dir) for train_dir, _, _ in runs}
     steps, _, nll = curves[FLAGS.train_dir]
     fits = plateaus(steps, nll, FLAGS.plateau)  # refused before anything is drawn
-    fig = Figure(figsize=(10, 4), dpi=100)
+    fig = Figure(figsize=(10, 5.2), dpi=100)
     FigureCanvasAgg(fig)
     by_steps, by_hours = fig.subplots(1, 2, sharey=True)
     for index, (train_dir, label, colour) in enumerate(runs):
@@ -101,7 +101,7 @@ def main(argv):
             at = [(s, h, weights[s]) for s, h in zip(steps, hours) if s in weights]
             for ax, x in ((by_steps, 0), (by_hours, 1)):
                 ax.plot([a[x] for a in at], [a[2] for a in at], "o", color=colour, markersize=3, fillstyle="none",
-                        label="the weights alone, where the line is their moving average" if x else None)
+                        label="its weights alone (the line: their average)" if x else None)
         for number, (step, hour, host) in enumerate(summaries.stints(train_dir)):
             for ax, x in ((by_steps, step), (by_hours, hour)):
                 ax.axvline(x, color=colour, linestyle=":", linewidth=1)
@@ -122,9 +122,10 @@ def main(argv):
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     by_steps.set_ylabel("testset_v NLL, nats per line")
-    by_hours.legend(loc="lower right", bbox_to_anchor=(1.0, 0.06), fontsize=8)
+    # Below both panels: over either, it hid the curve's newest points.
+    fig.legend(*by_hours.get_legend_handles_labels(), loc="lower center", ncol=1, fontsize=8)
     fig.suptitle(FLAGS.title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.2, 1, 1))
     fig.savefig(FLAGS.out, format="png", facecolor="white")
     print(f"wrote {FLAGS.out}")
     for line in fits:
