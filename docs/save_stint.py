@@ -1,8 +1,16 @@
 """Keeps a training stint for the next session: the run's latest checkpoint
 packed (`hwtf.packed`: everything exact but the optimizer's moments, which
 are rounded to bfloat16, so that training resumes as it was at two thirds of
-the size; the weights' moving average, where the run keeps one, is left out),
-its config.json and its scalar curves, in a folder to commit.
+the size), its config.json and its scalar curves, in a folder to commit.
+
+Where the run keeps the weights' moving average (`--ema_decay`), the packed
+checkpoint keeps the average as its weights (`--weights=average`): the
+average validates better than the weights it averages (by 3 to 4 nats a
+line in stint 27), the next stint starts from it and starts its own average
+there, and whoever ships or evaluates the committed checkpoint gets it. The
+average itself is not kept beside the weights: as big again as they are, it
+would take the commit past the campaign's 50 MB a stint. `--weights=latest`
+keeps the weights as they were last (the run's exact state).
 
     python docs/save_stint.py --train_dir=runs/iamondb --out=checkpoints/iamondb
 
@@ -29,6 +37,9 @@ sys.path.insert(0, REPO)
 FLAGS = flags.FLAGS
 flags.DEFINE_string("train_dir", "runs/iamondb", "The training directory.")
 flags.DEFINE_string("out", "checkpoints/iamondb", "The folder to write (replaced).")
+flags.DEFINE_enum("weights", "average", ["average", "latest"],
+                  "What the packed checkpoint keeps as the model's weights: the weights' moving average, where "
+                  "the run keeps one (else the weights), or the weights as they were last.")
 flags.DEFINE_multi_string("note", [], "STEP=HOST: where the run trained from STEP on (host and precision), "
                           "for stretches that trained before runs noted it.")
 
@@ -48,6 +59,7 @@ def main(argv):
     import tensorflow as tf
 
     from hwtf import packed, summaries
+    from hwtf.model import has_ema
 
     notes = parse_notes(FLAGS.note)
     latest = tf.train.latest_checkpoint(FLAGS.train_dir)
@@ -57,10 +69,9 @@ def main(argv):
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     name = os.path.basename(latest)
-    # The weights' moving average (--ema_decay) stays out: as big again as
-    # the weights, it would take the commit past the campaign's 50 MB a
-    # stint. The next stint starts its average afresh at the weights.
-    packed.pack(latest, os.path.join(tmp, name + ".packed.npz"), leave_out=("ema", "ema_updates"))
+    average = FLAGS.weights == "average" and has_ema(latest)
+    packed.pack(latest, os.path.join(tmp, name + ".packed.npz"), leave_out=("ema", "ema_updates"),
+                weights_from="ema" if average else None)
     shutil.copy2(os.path.join(FLAGS.train_dir, "config.json"), tmp)
     count = summaries.copy_scalars(
         os.path.join(FLAGS.train_dir, "tensorboard"), os.path.join(tmp, "tensorboard"), notes
@@ -68,7 +79,9 @@ def main(argv):
     shutil.rmtree(FLAGS.out, ignore_errors=True)
     os.replace(tmp, FLAGS.out)
     size = sum(os.path.getsize(p) for p in glob.glob(os.path.join(FLAGS.out, "**"), recursive=True) if os.path.isfile(p))
-    print(f"{FLAGS.out}: {name}, {count} scalars, {size / 1e6:.1f} MB")
+    kept = ("the weights' moving average as its weights" if average else
+            "the weights as they were last" + (" (the run keeps no average)" if FLAGS.weights == "average" else ""))
+    print(f"{FLAGS.out}: {name} with {kept}, {count} scalars, {size / 1e6:.1f} MB")
 
 
 if __name__ == "__main__":

@@ -85,20 +85,60 @@ def leave_out_objects(graph: bytes, names: tuple[str, ...]) -> tuple[bytes, set[
     return proto.SerializeToString(), dropped
 
 
-def pack(prefix: str, path: str, leave_out: tuple[str, ...] = ()) -> dict:
+def stand_ins(graph: bytes, weights: str, average: str) -> dict[str, str]:
+    """`{key: stand-in}`: for each tensor of the root's child `weights`
+    (`model`) in a checkpoint with object graph `graph`, the checkpoint key
+    of the tensor at the same place under the child `average` (`ema`).
+    Matched by the object graph, not by the keys, whose names follow
+    whichever path reaches a variable first (the optimizer's, for some)."""
+    from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+    proto = trackable_object_graph_pb2.TrackableObjectGraph()
+    proto.ParseFromString(graph)
+    roots = {c.local_name: c.node_id for c in proto.nodes[0].children}
+    for name in (weights, average):
+        if name not in roots:
+            raise ValueError(f"the checkpoint has no {name!r}")
+    found, todo, seen = {}, [(roots[weights], roots[average], weights)], set()
+    while todo:
+        mine, theirs, path = todo.pop()
+        if mine in seen:
+            continue
+        seen.add(mine)
+        keys = {a.name: a.checkpoint_key for a in proto.nodes[theirs].attributes}
+        children = {c.local_name: c.node_id for c in proto.nodes[theirs].children}
+        for attribute in proto.nodes[mine].attributes:
+            if attribute.name not in keys:
+                raise ValueError(f"the checkpoint's {average!r} has nothing where {path} has a tensor")
+            found[attribute.checkpoint_key] = keys[attribute.name]
+        for child in proto.nodes[mine].children:
+            if child.local_name not in children:
+                raise ValueError(f"the checkpoint's {average!r} has nothing where {path}/{child.local_name} is")
+            todo.append((child.node_id, children[child.local_name], f"{path}/{child.local_name}"))
+    return found
+
+
+def pack(prefix: str, path: str, leave_out: tuple[str, ...] = (), weights_from: str | None = None) -> dict:
     """Packs the checkpoint `prefix` (`.../ckpt-N`) into `path`, replaced
     whole (a kill mid-write leaves any earlier file as it was), without the
     objects `leave_out` names (the root's children: a training checkpoint's
-    `ema`, say). Returns `{"tensors": n, "rounded": n, "bytes": size}`."""
+    `ema`, say). With `weights_from="ema"`, the model's weights are stored
+    as the weights' moving average's (a run resumed from the file starts
+    from the average). Returns `{"tensors": n, "rounded": n, "bytes": size}`."""
     import tensorflow as tf
 
     reader = tf.train.load_checkpoint(prefix)
+    keys, shapes = reader.get_variable_to_dtype_map(), reader.get_variable_to_shape_map()
+    swapped = stand_ins(reader.get_tensor(_GRAPH), "model", weights_from) if weights_from else {}
     graph, dropped = leave_out_objects(reader.get_tensor(_GRAPH), tuple(leave_out))
     arrays, rounded = {}, 0
-    for key in sorted(reader.get_variable_to_dtype_map()):
+    for key in sorted(keys):
         if key in dropped:
             continue
-        value = graph if key == _GRAPH else reader.get_tensor(key)
+        value = graph if key == _GRAPH else reader.get_tensor(swapped.get(key, key))
+        if key in swapped and (shapes[swapped[key]], keys[swapped[key]]) != (shapes[key], keys[key]):
+            raise ValueError(f"{prefix}: {swapped[key]} is {keys[swapped[key]].name}{shapes[swapped[key]]}, "
+                             f"unlike {key} ({keys[key].name}{shapes[key]})")
         if isinstance(value, bytes):
             arrays[_BYTES + key] = np.frombuffer(value, np.uint8)
             continue

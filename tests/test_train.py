@@ -293,6 +293,18 @@ def test_a_run_with_a_moving_average_validates_exports_and_packs_it(tmp_path):
     assert info["bytes"] < 0.8 * packed.pack(latest, str(tmp_path / "whole.npz"))["bytes"]
     assert not has_ema(packed.unpack(str(weights_only / "ckpt-20.packed.npz"), str(tmp_path / "unpacked" / "ckpt-20")))
     assert abs(evaluate(str(weights_only), data, batch_size=8)["nll_per_line"] - from_checkpoint) > 1e-3
+    # Packed with the average as its weights (docs/save_stint.py's way), it
+    # scores as the average does, and it is the same size.
+    average_only = tmp_path / "average"
+    average_only.mkdir()
+    shutil.copy(os.path.join(train_dir, "config.json"), average_only)
+    as_weights = packed.pack(latest, str(average_only / "ckpt-20.packed.npz"), leave_out=("ema", "ema_updates"),
+                             weights_from="ema")
+    assert as_weights["bytes"] == info["bytes"]
+    np.testing.assert_allclose(evaluate(str(average_only), data, batch_size=8)["nll_per_line"], from_checkpoint,
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match="the checkpoint has no 'ema'"):
+        packed.pack(str(tmp_path / "unpacked" / "ckpt-20"), str(tmp_path / "no.npz"), weights_from="ema")
     # Packed without it, the run resumes and starts its average afresh;
     # a run without --ema_decay resumes from a checkpoint that has one.
     log = _run(_train_command(str(weights_only), "--steps=22", "--ema_decay=0.9", "--export_dir=", "--image_every=0"))
