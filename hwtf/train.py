@@ -668,8 +668,12 @@ class Loop:
         try:
             self._steps()
         except KeyboardInterrupt:
-            step = int(self.trainer.step.numpy())
+            step, now = int(self.trainer.step.numpy()), time.time()
             self.manager.save(checkpoint_number=step)
+            if step > self.last_step:  # the rate of the steps since the last log, so that
+                # the hours to a later step (summaries.training_hours) count these at it
+                with self.writer.as_default():
+                    self.summaries.scalar("steps_per_sec", (step - self.last_step) / (now - self.last_time), step)
             self.writer.flush()
             logging.warning("interrupted at step %d: checkpoint saved; run the same command to resume", step)
             raise SystemExit(130)

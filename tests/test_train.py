@@ -421,6 +421,9 @@ def test_ctrl_c_saves_a_checkpoint_and_a_damaged_one_falls_back(tmp_path):
     assert proc.returncode == 130, err[-2000:]
     saved = re.search(r"interrupted at step (\d+): checkpoint saved", err)
     assert saved and tf.train.latest_checkpoint(train_dir).endswith(f"ckpt-{saved.group(1)}")
+    # Its rate is logged at the step saved, for the hours of the steps since the last log.
+    from hwtf.summaries import read_scalars
+    assert read_scalars(os.path.join(train_dir, "tensorboard"), "steps_per_sec")[-1][0] == int(saved.group(1))
     # Damage the latest checkpoint: the run names it and resumes from the one before.
     latest = tf.train.latest_checkpoint(train_dir)
     with open(latest + ".data-00000-of-00001", "r+b") as f:
