@@ -251,12 +251,21 @@ def test_stray_ratio_tells_a_strayed_pen_from_a_line_of_writing():
     assert styles.stray_ratio(np.zeros([0, 3], np.float32)) == 0.0
 
 
+def _walk(points, chars, reach=1.0):
+    """An attention `[points, chars]` that moves along the first `reach` of
+    the characters, one at a time."""
+    phi = np.zeros([points, chars], np.float32)
+    phi[np.arange(points), (np.arange(points) * int(chars * reach) // points)] = 1.0
+    return phi
+
+
 class _StrayingWriter:
     """Writes unprimed rows whose first offset's dx is the row number, and
-    primed lines that stray when the style's row is in `leads_astray`."""
+    primed lines that stray when the style's row is in `leads_astray` and
+    skip the second half of their text when it is in `skips`."""
 
-    def __init__(self, leads_astray):
-        self.leads_astray = set(leads_astray)
+    def __init__(self, leads_astray, skips=()):
+        self.leads_astray, self.skips = set(leads_astray), set(skips)
 
     def write(self, texts, bias=0.5, seed=0, steps_per_char=40, style=None, check_style=True):
         from hwtf.writer import Ink
@@ -270,15 +279,24 @@ class _StrayingWriter:
             return rows
         assert not check_style and bias == 1.0
         row = int(round(float(style.offsets[0, 0])))
-        depth = 60.0 if row in self.leads_astray else 0.0
-        return [Ink(t, _line_offsets(depth), np.zeros([1, len(t)], np.float32)) for t in texts]
+        offsets = np.concatenate([_line_offsets(60.0 if row in self.leads_astray else 0.0)] * 3)  # a point a character
+        reach = 0.5 if row in self.skips else 1.0
+        return [Ink(t, offsets, _walk(len(offsets), len(t), reach)) for t in texts]
 
 
 def test_styles_that_lead_the_model_astray_are_passed_over():
     from hwtf import styles
+    from hwtf.writer import Ink
 
     kept = styles.make_styles(_StrayingWriter(leads_astray={1, 4}), count=6)
     assert [s["row"] for s in kept] == [0, 2, 3, 5, 6, 7]
+    # Styles that make it skip words are passed over too.
+    kept = styles.make_styles(_StrayingWriter(leads_astray={1}, skips={0, 3}), count=6)
+    assert [s["row"] for s in kept] == [2, 4, 5, 6, 7, 8]
+    # Too few pass: those that did come first, then those that skip least.
+    kept = styles.make_styles(_StrayingWriter(leads_astray={0, 2, 4, 5, 6, 7, 8, 9}, skips={1, 3}), count=6)
+    assert [s["row"] for s in kept] == [10, 11, 0, 2, 4, 5]
+    assert styles.line_coverage(Ink("abcd", _line_offsets(), _walk(len(_line_offsets()), 4, 0.5))) == 0.5
     assert all(s["offsets"][0][0] == s["row"] for s in kept)  # each record is its own row's ink
     # Too few pass: the least astray fill the places (all stray alike: the first rows, in order).
     kept = styles.make_styles(_StrayingWriter(leads_astray=range(12)), count=6)
