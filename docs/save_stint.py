@@ -5,8 +5,8 @@ the size), its config.json and its scalar curves, in a folder to commit.
 
 Where the run keeps the weights' moving average (`--ema_decay`), the packed
 checkpoint keeps the average as its weights (`--weights=average`): the
-average validates better than the weights it averages (by 3 to 4 nats a
-line in stint 27), the next stint starts from it and starts its own average
+average validates better than the weights it averages (by 2 to 4 nats a
+line in stints 27 and 28), the next stint starts from it and starts its own average
 there, and whoever ships or evaluates the committed checkpoint gets it. The
 average itself is not kept beside the weights: as big again as they are, it
 would take the commit past the campaign's 50 MB a stint. `--weights=latest`

@@ -54,11 +54,12 @@ CHECK_STEPS_PER_CHAR = 30
 # 12 and 27 in the two that did (2026-12-05, the 3x512 step 17,855).
 MAX_STRAY = 4.5
 # Some hands make a primed model skip words: the weights' average of step
-# 25,798, primed with the three of its styles that strayed least but skipped,
-# wrote as little as 13% of a check line's characters (README, "The shipped
-# model"). So a style is kept only if every check line's attention also rests
-# on at least this share of the line's characters (`line_coverage`); step
-# 22,421's six styles gave 1.00 in all 96 lines of the README's page.
+# 25,798, primed with the six styles the stray test alone kept, skipped words
+# in 10 of 96 lines of the README's page (down to 13% of a line's
+# characters; README, "The shipped model"), where step 22,421 with its own
+# skipped in none (1.00 in all 96). So a style is kept only if every check
+# line's attention also rests on at least this share of the line's
+# characters (`line_coverage`).
 MIN_COVERAGE = 0.9
 # Rows written for each style kept, so that styles that lead astray can be
 # passed over.
