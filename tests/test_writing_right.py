@@ -177,7 +177,7 @@ def _first_letters_of_style_0():
     from hwtf.writer import DEFAULT_MODEL, get_style
 
     text, offsets = get_style(DEFAULT_MODEL, 0)
-    cut = offsets[:110].copy()
+    cut = offsets[: len(offsets) * 5 // len(text)].copy()  # its points for five characters
     cut[-1, 2] = 1.0
     return offsets_to_strokes(cut)
 
