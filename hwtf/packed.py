@@ -129,8 +129,9 @@ def pack(prefix: str, path: str, leave_out: tuple[str, ...] = (), weights_from: 
 
     reader = tf.train.load_checkpoint(prefix)
     keys, shapes = reader.get_variable_to_dtype_map(), reader.get_variable_to_shape_map()
-    swapped = stand_ins(reader.get_tensor(_GRAPH), "model", weights_from) if weights_from else {}
-    graph, dropped = leave_out_objects(reader.get_tensor(_GRAPH), tuple(leave_out))
+    original = reader.get_tensor(_GRAPH)
+    swapped = stand_ins(original, "model", weights_from) if weights_from else {}
+    graph, dropped = leave_out_objects(original, tuple(leave_out))
     arrays, rounded = {}, 0
     for key in sorted(keys):
         if key in dropped:
