@@ -521,9 +521,8 @@ def write(writer: Writer, request: WriteRequest) -> tuple[list[Ink], list[np.nda
     import tensorflow as tf
 
     lines = wrap_text(request.text, LINE_WIDTH)
-    candidates = request.candidates if request.prime is None else 1
     try:
-        ink = writer.write(lines, request.bias, request.seed, style=request.prime, candidates=candidates)
+        ink = writer.write(lines, request.bias, request.seed, style=request.prime, candidates=request.candidates)
     except ValueError as e:
         if request.style is not None:
             raise BadRequest(f"style {request.style}: {e}") from None

@@ -54,9 +54,8 @@ def define_flags() -> None:
     flags.DEFINE_string("style_text", None, "What --style_file says (default: its truth annotation or \"text\").")
     flags.DEFINE_bool("check_style", True, "Refuse a style whose ink the model does not read as its text "
                       "(--nocheck_style writes anyway, e.g. with an untrained model).")
-    flags.DEFINE_integer("candidates", None, "Write each line this many times and keep the version the model rates "
-                         f"best (best of N; unprimed writing only; default {DEFAULT_CANDIDATES} unprimed, 1 with a "
-                         "style).")
+    flags.DEFINE_integer("candidates", DEFAULT_CANDIDATES, "Write each line this many times and keep the version "
+                         "the model rates best (best of N; with a style too).")
     flags.DEFINE_string("out", "handwriting.svg", "Output file: .svg or .png picture, or .inkml or .json ink.")
     flags.DEFINE_integer("width", 60, "Wrap the text into lines of at most this many characters.")
     flags.DEFINE_integer("steps_per_char", STEPS_PER_CHAR, "Bound on points per character (max_steps = this x characters + 40).")
@@ -174,10 +173,9 @@ def main(argv):
         except (OSError, ValueError) as e:
             raise app.UsageError(f"--style_file: {e}") from e
 
-    candidates = FLAGS.candidates or (1 if style is not None else DEFAULT_CANDIDATES)
     try:
         ink = writer.write(lines, FLAGS.bias, FLAGS.seed, FLAGS.steps_per_char, style, FLAGS.check_style,
-                           candidates)
+                           FLAGS.candidates)
     except ValueError as e:
         where = "--candidates" if "candidates" in str(e) else f"--style{'_file' if FLAGS.style_file else ''}"
         raise app.UsageError(f"{where}: {e}") from e

@@ -11,7 +11,7 @@ command that writes (`hwtf.sample`, `hwtf.styles`, `hwtf.legibility`).
 
     style = writer.builtin_style(2)                       # the model's own hand
     style = writer.style_from_file("mine.inkml")          # the user's hand
-    writer.write(["in that hand"], style=style)
+    writer.write(["in that hand"], style=style, candidates=4)   # the best of 4
 
 A `Writer` wraps a loaded SavedModel (`Writer.load`) or the in-memory
 `hwtf.export.HandwritingModule` that is about to be saved (`Writer(module,
@@ -63,7 +63,7 @@ STEPS_PER_CHAR = 40
 # line's length: a 2,000-character line took 2.4 GB and 36 s. Longer texts are
 # wrapped into lines (`wrap_text`); a longer line is refused.
 MAX_LINE_CHARS = 200
-# Best-of-N writing's score (the export's `generate_best`): a quadratic in
+# Best-of-N writing's score (the export's `generate_best`; primed, `best_rows`): a quadratic in
 # these features of each candidate, higher for the line Tesseract should read
 # better (`candidate_features` defines them; the export computes the same in
 # its graph). Fitted by `docs/fit_best_of_n.py` on 192 testset_v texts
@@ -209,6 +209,23 @@ def candidate_score(features: dict) -> float:
     should read better); what the export's `generate_best` computes."""
     score = sum(SCORE_LINEAR[k] * features[k] + SCORE_SQUARE[k] * features[k] ** 2 for k in SCORE_FEATURES)
     return float(score - UNFINISHED_PENALTY * features["unfinished"])
+
+
+def best_rows(texts: Sequence[str], lengths: np.ndarray, offsets: np.ndarray, phi: np.ndarray, candidates: int,
+              max_steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each text's best-scored candidate (`candidate_score`) of a batch that
+    wrote text b in rows `b*candidates .. b*candidates+candidates-1` (the
+    export's `generate_best`, here for writing the export does not choose
+    in its graph: primed). `lengths [R]`, `offsets [R, T, 3]` and
+    `phi [R, T, U]` as the export returns them; a row that ran to
+    `max_steps` points never finished. Returns them for the chosen rows."""
+    chosen = []
+    for b, text in enumerate(texts):
+        rows = range(b * candidates, (b + 1) * candidates)
+        scores = [candidate_score(candidate_features(offsets[r, : lengths[r]], phi[r, : lengths[r], : len(text)],
+                                                     len(text), lengths[r] < max_steps)) for r in rows]
+        chosen.append(rows[int(np.argmax(scores))])
+    return lengths[chosen], offsets[chosen], phi[chosen]
 
 
 def resample_stroke(stroke, spacing: float):
@@ -499,14 +516,16 @@ class Writer:
           check_style: refuse a style whose ink the model does not read as its
             text (`check_prime`); an untrained model reads nothing.
           candidates: write each text this many times and keep the one the
-            model rates best (the export's `generate_best`; unprimed only).
+            model rates best (`candidate_score`): unprimed, the export's
+            `generate_best`; primed, `generate_primed` writes them in one
+            batch and they are scored here (`best_rows`).
 
         Returns:
           One `Ink` per text.
 
         Raises:
-          ValueError: the style's ink does not say its text; candidates with
-            a style, or fewer than 1.
+          ValueError: the style's ink does not say its text; fewer than 1
+            candidate.
         """
         import tensorflow as tf
 
@@ -522,22 +541,24 @@ class Writer:
         if too_long:
             raise ValueError(f"line {too_long[0] + 1} has {len(texts[too_long[0]])} characters; a line may have at "
                              f"most {MAX_LINE_CHARS} (wrap longer texts: wrap_text, or the CLI's --width)")
-        if candidates > 1 and style is not None:
-            raise ValueError("best-of-N writing (candidates > 1) is for unprimed writing; give no style")
-        if candidates > 1:
+        if candidates > 1 and style is None:
             out = self.module.generate_best(**common, candidates=tf.constant(candidates, tf.int32))
         elif style is None:
             out = self.module.generate(**common)
         else:
+            # Text b's candidates are rows b*N .. b*N+N-1, as in generate_best.
+            rows = len(texts) * candidates
             out = self.module.generate_primed(
-                prime_strokes=tf.constant(np.repeat(style.offsets[None], len(texts), 0)),
-                prime_text=tf.constant([style.text] * len(texts)),
-                **common,
+                prime_strokes=tf.constant(np.repeat(style.offsets[None], rows, 0)),
+                prime_text=tf.constant([style.text] * rows),
+                **{**common, "text": tf.constant([t for t in texts for _ in range(candidates)])},
             )
             if check_style and "prime_position" in out:  # exports before 2026-11-26 lack it
                 check_prime(style, float(out["prime_position"].numpy().min()))
         lengths = out["lengths"].numpy()
         offsets, phi = out["strokes"].numpy(), out["phi"].numpy()
+        if style is not None and candidates > 1:
+            lengths, offsets, phi = best_rows(texts, lengths, offsets, phi, candidates, max_steps)
         return [Ink(t, offsets[i, : lengths[i]], phi[i, : lengths[i], : len(t)], bool(lengths[i] < max_steps))
                 for i, t in enumerate(texts)]
 

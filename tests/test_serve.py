@@ -255,6 +255,9 @@ def test_convenience_routes(server):
     status, kind, svg = request(server, "GET", "/write.svg?text=hello%20world&bias=1&seed=2&candidates=2")
     assert (status, kind) == (200, "image/svg+xml") and svg.count(b"<path") > 3
     assert request(server, "GET", "/write.svg?text=hello%20world&bias=1&seed=2&candidates=2")[2] == svg
+    status, kind, styled = request(server, "GET", "/write.svg?text=hello&style=1&candidates=3")  # primed best of 3
+    assert status == 200 and styled.count(b"<path") >= 1, styled[:300]
+    assert request(server, "GET", "/write.svg?text=hello&style=1&candidates=3")[2] == styled
     status, kind, png = request(server, "GET", "/write.png?text=hello&style=1")
     assert (status, kind) == (200, "image/png") and png.startswith(b"\x89PNG")
     status, kind, document = request(server, "GET", "/write.inkml?text=hello")

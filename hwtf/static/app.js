@@ -29,9 +29,8 @@ function params(format) {
     body.prime = { text: $("prime-text").value, strokes: drawn.map((s) => s.map(([x, y]) => [x, -y])) };
   } else if (style !== "") {
     body.style = Number(style);
-  } else {
-    body.candidates = Number($("candidates").value);
   }
+  body.candidates = Number($("candidates").value);
   return body;
 }
 
@@ -126,7 +125,6 @@ function pick(button) {
   for (const other of document.querySelectorAll("button.style")) other.classList.remove("selected");
   button.classList.add("selected");
   style = button.dataset.style;
-  $("candidates").disabled = style !== "";
 }
 
 async function loadInfo() {
