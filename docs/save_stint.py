@@ -59,7 +59,7 @@ def main(argv):
     import tensorflow as tf
 
     from hwtf import packed, summaries
-    from hwtf.model import has_ema
+    from hwtf.model import EMA_AVERAGE, EMA_OBJECTS, has_ema
 
     notes = parse_notes(FLAGS.note)
     latest = tf.train.latest_checkpoint(FLAGS.train_dir)
@@ -70,8 +70,8 @@ def main(argv):
     os.makedirs(tmp)
     name = os.path.basename(latest)
     average = FLAGS.weights == "average" and has_ema(latest)
-    packed.pack(latest, os.path.join(tmp, name + ".packed.npz"), leave_out=("ema", "ema_updates"),
-                weights_from="ema" if average else None)
+    packed.pack(latest, os.path.join(tmp, name + ".packed.npz"), leave_out=EMA_OBJECTS,
+                weights_from=EMA_AVERAGE if average else None)
     shutil.copy2(os.path.join(FLAGS.train_dir, "config.json"), tmp)
     count = summaries.copy_scalars(
         os.path.join(FLAGS.train_dir, "tensorboard"), os.path.join(tmp, "tensorboard"), notes

@@ -425,8 +425,12 @@ def prime_state(model: HandwritingModel, offsets, lengths, chars_onehot=None, ch
     return state, last
 
 
-# Where a training checkpoint keeps the weights' moving average (`hwtf.train.Trainer`).
-EMA_KEY = "ema/"
+# The objects of a training checkpoint that hold the weights' moving average
+# and its count of updates (`hwtf.train.Trainer`); a committed checkpoint
+# leaves them out (`docs/save_stint.py`, `hwtf.packed.pack`).
+EMA_AVERAGE, EMA_UPDATES = "ema", "ema_updates"
+EMA_OBJECTS = (EMA_AVERAGE, EMA_UPDATES)
+EMA_KEY = EMA_AVERAGE + "/"
 
 
 def has_ema(path: str) -> bool:
@@ -439,5 +443,5 @@ def read_weights(model, path: str) -> bool:
     average's where the run kept one (what it validated and exports), else
     the weights'. Returns whether it read the average."""
     ema = has_ema(path)
-    tf.train.Checkpoint(**{"ema" if ema else "model": model}).read(path).assert_existing_objects_matched().expect_partial()
+    tf.train.Checkpoint(**{EMA_AVERAGE if ema else "model": model}).read(path).assert_existing_objects_matched().expect_partial()
     return ema

@@ -224,6 +224,8 @@ class Trainer:
         import numpy as np
         import tensorflow as tf
 
+        from hwtf.model import EMA_OBJECTS
+
         self.strategy = strategy
         self.clipnorm = clipnorm or np.inf
         self.learning_rate = learning_rate
@@ -253,7 +255,7 @@ class Trainer:
         # as a checkpoint of a run without one has none to read.
         self.state = dict(model=self.model, optimizer=self.optimizer, step=self.step, skipped=self.skipped,
                           best=self.best)
-        self.ema_state = dict(ema=self.ema_model, ema_updates=self.ema_updates) if ema_decay else {}
+        self.ema_state = dict(zip(EMA_OBJECTS, (self.ema_model, self.ema_updates))) if ema_decay else {}
         self.checkpoint = tf.train.Checkpoint(**self.state, **self.ema_state)
         self.eval_model = self.model if self.ema_model is None else self.ema_model
         if ema_decay:

@@ -267,7 +267,7 @@ def test_a_run_with_a_moving_average_validates_exports_and_packs_it(tmp_path):
     from hwtf import packed
     from hwtf.data import dataset as dataset_lib
     from hwtf.evaluate import evaluate
-    from hwtf.model import has_ema
+    from hwtf.model import EMA_AVERAGE, EMA_OBJECTS, has_ema
 
     train_dir = str(tmp_path / "run")
     log = _run(_train_command(train_dir, "--steps=20", "--ema_decay=0.9", "--image_every=0"))
@@ -289,7 +289,7 @@ def test_a_run_with_a_moving_average_validates_exports_and_packs_it(tmp_path):
     weights_only = tmp_path / "weights"
     weights_only.mkdir()
     shutil.copy(os.path.join(train_dir, "config.json"), weights_only)
-    info = packed.pack(latest, str(weights_only / "ckpt-20.packed.npz"), leave_out=("ema", "ema_updates"))
+    info = packed.pack(latest, str(weights_only / "ckpt-20.packed.npz"), leave_out=EMA_OBJECTS)
     assert info["bytes"] < 0.8 * packed.pack(latest, str(tmp_path / "whole.npz"))["bytes"]
     assert not has_ema(packed.unpack(str(weights_only / "ckpt-20.packed.npz"), str(tmp_path / "unpacked" / "ckpt-20")))
     assert abs(evaluate(str(weights_only), data, batch_size=8)["nll_per_line"] - from_checkpoint) > 1e-3
@@ -298,8 +298,8 @@ def test_a_run_with_a_moving_average_validates_exports_and_packs_it(tmp_path):
     average_only = tmp_path / "average"
     average_only.mkdir()
     shutil.copy(os.path.join(train_dir, "config.json"), average_only)
-    as_weights = packed.pack(latest, str(average_only / "ckpt-20.packed.npz"), leave_out=("ema", "ema_updates"),
-                             weights_from="ema")
+    as_weights = packed.pack(latest, str(average_only / "ckpt-20.packed.npz"), leave_out=EMA_OBJECTS,
+                             weights_from=EMA_AVERAGE)
     assert as_weights["bytes"] == info["bytes"]
     np.testing.assert_allclose(evaluate(str(average_only), data, batch_size=8)["nll_per_line"], from_checkpoint,
                                rtol=1e-5)
