@@ -10,7 +10,7 @@ candidate with Tesseract and prints, over all the lines, for
 
 - the first candidate (what one candidate writes: a draw like any other),
 - the mean over all the candidates (a random one),
-- the candidate `hwtf.writer.candidate_score` rates best (what
+- the candidate `hwtf.writer.ink_score` rates best (what
   `Writer.write(candidates=N)` keeps, `hwtf.writer.best_rows`),
 - the candidate Tesseract reads best (the ceiling of any choice),
 
@@ -49,7 +49,7 @@ def main(argv):
     del argv
     from hwtf import legibility
     from hwtf.styles import MIN_COVERAGE, line_coverage
-    from hwtf.writer import Writer, candidate_features, candidate_score, load_styles, wrap_text
+    from hwtf.writer import Writer, ink_score, load_styles, wrap_text
 
     if not legibility.tesseract_available():
         raise app.UsageError("tesseract with English data is not installed")
@@ -69,8 +69,7 @@ def main(argv):
                     coverage.append([line_coverage(r) for r in rows])
                     readings = legibility.render_and_read([r.strokes for r in rows], scale)
                     cer.append([legibility.character_error_rate([r], [text]) for r in readings])
-                    best.append(int(np.argmax([candidate_score(candidate_features(r.offsets, r.phi, len(r.text),
-                                                                                  r.finished)) for r in rows])))
+                    best.append(int(np.argmax([ink_score(r) for r in rows])))
         print(f"style {number} done", flush=True)
     coverage, cer = np.array(coverage), np.array(cer)
     every = np.arange(len(cer))

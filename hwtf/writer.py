@@ -211,21 +211,17 @@ def candidate_score(features: dict) -> float:
     return float(score - UNFINISHED_PENALTY * features["unfinished"])
 
 
-def best_rows(texts: Sequence[str], lengths: np.ndarray, offsets: np.ndarray, phi: np.ndarray, candidates: int,
-              max_steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each text's best-scored candidate (`candidate_score`) of a batch that
-    wrote text b in rows `b*candidates .. b*candidates+candidates-1` (the
-    export's `generate_best`, here for writing the export does not choose
-    in its graph: primed). `lengths [R]`, `offsets [R, T, 3]` and
-    `phi [R, T, U]` as the export returns them; a row that ran to
-    `max_steps` points never finished. Returns them for the chosen rows."""
-    chosen = []
-    for b, text in enumerate(texts):
-        rows = range(b * candidates, (b + 1) * candidates)
-        scores = [candidate_score(candidate_features(offsets[r, : lengths[r]], phi[r, : lengths[r], : len(text)],
-                                                     len(text), lengths[r] < max_steps)) for r in rows]
-        chosen.append(rows[int(np.argmax(scores))])
-    return lengths[chosen], offsets[chosen], phi[chosen]
+def ink_score(ink: "Ink") -> float:
+    """`candidate_score` of a written line."""
+    return candidate_score(candidate_features(ink.offsets, ink.phi, len(ink.text), ink.finished))
+
+
+def best_rows(ink: Sequence["Ink"], candidates: int) -> list["Ink"]:
+    """Each text's best-scored line (`ink_score`) of lines written
+    `candidates` times each, text b's in rows `b*candidates ..
+    b*candidates+candidates-1` (the layout of the export's `generate_best`,
+    here for writing the export does not choose in its graph: primed)."""
+    return [max(ink[i : i + candidates], key=ink_score) for i in range(0, len(ink), candidates)]
 
 
 def resample_stroke(stroke, spacing: float):
@@ -547,20 +543,19 @@ class Writer:
             out = self.module.generate(**common)
         else:
             # Text b's candidates are rows b*N .. b*N+N-1, as in generate_best.
-            rows = len(texts) * candidates
+            texts = [t for t in texts for _ in range(candidates)]
             out = self.module.generate_primed(
-                prime_strokes=tf.constant(np.repeat(style.offsets[None], rows, 0)),
-                prime_text=tf.constant([style.text] * rows),
-                **{**common, "text": tf.constant([t for t in texts for _ in range(candidates)])},
+                prime_strokes=tf.constant(np.repeat(style.offsets[None], len(texts), 0)),
+                prime_text=tf.constant([style.text] * len(texts)),
+                **{**common, "text": tf.constant(texts)},
             )
             if check_style and "prime_position" in out:  # exports before 2026-11-26 lack it
                 check_prime(style, float(out["prime_position"].numpy().min()))
         lengths = out["lengths"].numpy()
         offsets, phi = out["strokes"].numpy(), out["phi"].numpy()
-        if style is not None and candidates > 1:
-            lengths, offsets, phi = best_rows(texts, lengths, offsets, phi, candidates, max_steps)
-        return [Ink(t, offsets[i, : lengths[i]], phi[i, : lengths[i], : len(t)], bool(lengths[i] < max_steps))
-                for i, t in enumerate(texts)]
+        ink = [Ink(t, offsets[i, : lengths[i]], phi[i, : lengths[i], : len(t)], bool(lengths[i] < max_steps))
+               for i, t in enumerate(texts)]
+        return best_rows(ink, candidates) if style is not None and candidates > 1 else ink
 
     def mixture(self, ink: Ink) -> dict:
         """The model's predicted distribution of each next offset along a
