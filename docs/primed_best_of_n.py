@@ -17,18 +17,18 @@ candidate with Tesseract and prints, over all the lines, for
 
 how many lines skip words (the attention resting on under
 `hwtf.styles.MIN_COVERAGE` of the line's characters, `line_coverage`), the
-mean line CER and the lines with CER over 0.5. Then it times one style's
-page written with one candidate and with N (`--time`). The text is the
-README's own, no IAM-OnDB transcription.
+mean line CER and the lines with CER over 0.5. Then it times a page in the
+first style (or hand) written with one candidate and with N (`--time`). The
+text is the README's own, no IAM-OnDB transcription.
 
 With `--hands=K` the primes are people's hands instead of the model's own:
 the first K lines of `testset_v` (`hwtf.legibility.choose_lines`: 12 to 60
-characters, all in the model's alphabet), by writers the model never trained on, each brought to the
-model as a user's ink is (`Writer.style_from_ink`: scaled and resampled
-by `normalise_style`, then read back by the model, `check_prime`). A hand
-the model refuses is counted, as a user would see the refusal, and not
-written with. It prints only counts and rates: no line of the data, its
-text or its ink.
+characters, all in the model's alphabet), by writers the model never trained
+on, each brought to the model as a user's ink is (`Writer.style_from_ink`:
+scaled and resampled by `normalise_style`, then read back by the model,
+`check_prime`). A hand the model refuses is counted, as a user would see
+the refusal, and not written with. It prints only counts and rates: no line
+of the data, its text or its ink.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ flags.DEFINE_list("styles", None, "Built-in styles (default: all the model has).
 flags.DEFINE_integer("hands", 0, "Prime with this many testset_v lines (people's hands) instead of the styles.")
 flags.DEFINE_string("data_dir", os.path.join(REPO, "..", "shared", "data", "iamondb.tar.xz"),
                     "IAM-OnDB archive or folder (for --hands).")
-flags.DEFINE_bool("time", True, "Also time a page of style 0 with one candidate and with N.")
+flags.DEFINE_bool("time", True, "Also time a page in the first style (or hand) with one candidate and with N.")
 
 TEXT = ("Handwriting synthesis after Alex Graves: a recurrent network reads the text through a soft window and "
         "writes it one pen movement at a time, in a hand it learned from people writing on a whiteboard.")
@@ -112,7 +112,8 @@ def main(argv):
         print(f"{name} done", flush=True)
     coverage, cer = np.array(coverage), np.array(cer)
     every = np.arange(len(cer))
-    print(f"{len(cer)} lines ({len(primes)} {'hands' if FLAGS.hands else 'styles'} x {len(FLAGS.biases)} biases x {len(FLAGS.seeds)} seeds x "
+    kind = "hands" if FLAGS.hands else "styles"
+    print(f"{len(cer)} lines ({len(primes)} {kind} x {len(FLAGS.biases)} biases x {len(FLAGS.seeds)} seeds x "
           f"{len(lines)} lines), {n} candidates each")
     print(f"{'choice':<34} {'skipping':>9} {'mean CER':>9} {'over 0.5':>9}")
     for name, pick in (("the first candidate", np.zeros(len(cer), int)), ("the score's (candidate_score)", best),
