@@ -140,6 +140,8 @@ def _check_recipe() -> None:
     if FLAGS.teacher_forcing != "constant" or FLAGS.teacher_forcing_floor != 1.0:
         problems.append("scheduled sampling (it trains under pure teacher forcing: "
                         "--teacher_forcing=constant --teacher_forcing_floor=1)")
+    if FLAGS.weight_noise:
+        problems.append(f"--weight_noise={FLAGS.weight_noise:g} (it adds no weight noise)")
     if FLAGS.chunk_length:
         problems.append(f"--chunk_length={FLAGS.chunk_length} (it trains whole lines)")
     if problems:

@@ -5,7 +5,8 @@
 
 A custom loop: a `tf.function` step with `tf.GradientTape`, the global
 gradient norm clipped to `--clipnorm`, updates with a non-finite loss or
-gradient skipped (and counted), scheduled sampling fed from a schedule,
+gradient skipped (and counted), Gaussian weight noise (`--weight_noise`),
+scheduled sampling fed from a schedule,
 validation every `--eval_every` steps keeping the best checkpoint, under a
 `tf.distribute` strategy. A run started on an existing `--train_dir` resumes
 where it stopped, with the same data order. At the end the model is exported.
@@ -77,6 +78,9 @@ def define_flags() -> None:
     flags.DEFINE_float("ema_decay", 0.0, "Keep an exponential moving average of the weights with this decay a "
                        "step (Polyak averaging; 0.998 averages over about the last 500 steps), and validate, "
                        "keep as best and export it instead of the weights themselves (0 = off).")
+    flags.DEFINE_float("weight_noise", 0.0, "Add zero-mean Gaussian noise of this standard deviation to every weight "
+                       "for each update's gradient, drawn anew each step (Graves 2013's fixed weight noise, "
+                       "a regulariser; the update itself applies to the weights without it; 0 = off).")
     flags.DEFINE_enum("teacher_forcing", "constant", ["constant", "linear", "exponential", "inverse_sigmoid"], "Scheduled-sampling schedule of the teacher-forcing probability.")
     flags.DEFINE_float("teacher_forcing_floor", 1.0, "Probability the schedule decays to (constant: the value).")
     flags.DEFINE_integer("teacher_forcing_steps", 10000, "Steps over which the schedule decays from 1 to the floor.")
@@ -201,6 +205,25 @@ MAX_SKIPPED_IN_A_ROW = 20
 SUM_KEYS = ("nll_sum", "offset_sum", "pen_sum", "points", "lines")
 
 
+# Folded into a step's seed for its weight noise, apart from the seeds its
+# sampling (scheduled sampling) draws from.
+WEIGHT_NOISE_SALT = 0x776E
+
+
+def weight_noises(variables, stddev: float, seed):
+    """The weight noise of the step whose seed is `seed` (`[run seed, step]`):
+    a zero-mean Gaussian of standard deviation `stddev` for each variable,
+    the same wherever it is drawn again from the same seed."""
+    import tensorflow as tf
+
+    base = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), WEIGHT_NOISE_SALT)
+    return [
+        tf.random.stateless_normal(v.shape, tf.random.experimental.stateless_fold_in(base, i), stddev=stddev,
+                                   dtype=tf.as_dtype(v.dtype))
+        for i, v in enumerate(variables)
+    ]
+
+
 class Trainer:
     """The model, its optimizer and the compiled steps, under a strategy.
 
@@ -216,10 +239,17 @@ class Trainer:
     weights rather than at zero or at the weights of long ago).
     `eval_model` is the model that validates and exports: the average where
     there is one.
+
+    With `weight_noise` > 0 each update's gradient is taken at the weights
+    plus zero-mean Gaussian noise of that standard deviation (`weight_noises`:
+    one draw for the whole batch and every replica, from the seed and the
+    step, so that a resumed run draws what it would have), and applied to
+    the weights without it (the noise is taken away exactly).
     """
 
     def __init__(self, config, strategy, optimizer: str = "adam", learning_rate=1e-3, clipnorm: float = 10.0,
-                 gradients: str = "handwritten", layout: str = "layered", ema_decay: float = 0.0):
+                 gradients: str = "handwritten", layout: str = "layered", ema_decay: float = 0.0,
+                 weight_noise: float = 0.0):
         import keras
         import numpy as np
         import tensorflow as tf
@@ -229,6 +259,9 @@ class Trainer:
         self.strategy = strategy
         self.clipnorm = clipnorm or np.inf
         self.learning_rate = learning_rate
+        if not (math.isfinite(weight_noise) and weight_noise >= 0):
+            raise ValueError(f"weight_noise={weight_noise}: must be a standard deviation, 0 (off) or more")
+        self.weight_noise = float(weight_noise)
         with strategy.scope():
             self.model = config.build_model()
             self.model.stack.gradients = gradients  # how the recurrences are differentiated
@@ -311,6 +344,11 @@ class Trainer:
         from hwtf.model import nll
 
         variables = self.model.trainable_variables
+        if self.weight_noise:
+            # In cross-replica context: every replica differentiates at the same noisy weights.
+            clean = [tf.identity(v) for v in variables]
+            for v, noise in zip(variables, weight_noises(variables, self.weight_noise, seed)):
+                v.assign_add(noise)
 
         def replica_step(batch):
             replica_seed = tf.random.experimental.stateless_fold_in(
@@ -322,6 +360,9 @@ class Trainer:
             return grads, {k: result[k] for k in SUM_KEYS}
 
         grads, sums = self.strategy.run(replica_step, (batch,))
+        if self.weight_noise:
+            for v, c in zip(variables, clean):
+                v.assign(c)
         sums = {k: self._reduce(v) for k, v in sums.items()}
         points = tf.maximum(sums["points"], 1.0)
         grads = [self._reduce(g) / points for g in grads]
@@ -413,6 +454,8 @@ def validate_flags() -> None:
                              "use --layout=layered")
     if not 0.0 <= FLAGS.ema_decay < 1.0:
         raise app.UsageError(f"--ema_decay={FLAGS.ema_decay:g}: must be in [0, 1) (0 = no average)")
+    if not (math.isfinite(FLAGS.weight_noise) and FLAGS.weight_noise >= 0):
+        raise app.UsageError(f"--weight_noise={FLAGS.weight_noise:g}: must be a standard deviation, 0 (off) or more")
     if not 0.0 <= FLAGS.teacher_forcing_floor <= 1.0:
         raise app.UsageError(f"--teacher_forcing_floor={FLAGS.teacher_forcing_floor:g}: must be in [0, 1]")
     from hwtf import cli
@@ -819,7 +862,10 @@ def main(argv):
     save_dir = FLAGS.train_dir if chief else os.path.join(FLAGS.train_dir, f"worker-{strategy.cluster_resolver.task_id}-scratch")
     lr = learning_rate(FLAGS.lr_schedule, FLAGS.learning_rate, FLAGS.steps, FLAGS.lr_decay_steps, FLAGS.lr_decay_rate)
     trainer = Trainer(config, strategy, FLAGS.optimizer, lr, FLAGS.clipnorm, layout=FLAGS.layout,
-                      ema_decay=FLAGS.ema_decay)
+                      ema_decay=FLAGS.ema_decay, weight_noise=FLAGS.weight_noise)
+    if FLAGS.weight_noise:
+        logging.info("weight noise: each update's gradient at the weights plus Gaussian noise of standard deviation %g",
+                     FLAGS.weight_noise)
     managers = restore(trainer, save_dir)
     host = f"{precision_lib.host()}, {policy}"
     loop = Loop(trainer, strategy, config, lr, train_ds, valid_ds, valid_set, managers, chief, host)

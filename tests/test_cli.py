@@ -19,6 +19,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     (["hwtf.train", "--flagfile=flags/ci.cfg", "--mixtures=0"], "--mixtures=0: must be at least 1"),
     (["hwtf.train", "--flagfile=flags/ci.cfg", "--strategy=multi_worker"], "needs TF_CONFIG"),
     (["hwtf.train", "--flagfile=flags/ci.cfg", "--ema_decay=1"], "--ema_decay=1: must be in [0, 1) (0 = no average)"),
+    (["hwtf.train", "--flagfile=flags/ci.cfg", "--weight_noise=-0.1"], "--weight_noise=-0.1: must be a standard deviation"),
     (["hwtf.train", "--flagfile=flags/ci.cfg", "--export_dir={tmp}/notes"], "holds files that are not an hwtf export (x.txt)"),
     (["hwtf.data", "--data_dir={tmp}/missing"], "--data_dir={tmp}/missing: no such"),
     (["hwtf.evaluate", "--model=saved_models/synthetic-demo", "--batch_size=0"], "--batch_size=0: must be at"),

@@ -295,11 +295,12 @@ def test_export_refuses_a_recipe_the_stint_does_not_follow(tmp_path):
     train_dir = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "-m", "hwtf.stint_state", "export", *_flags(tmp_path, train_dir), f"--state={tmp_path / 's'}",
-         "--optimizer=rmsprop_graves", "--teacher_forcing=linear"],
+         "--optimizer=rmsprop_graves", "--teacher_forcing=linear", "--weight_noise=0.075"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2
     assert "--optimizer=rmsprop_graves" in proc.stderr and "scheduled sampling" in proc.stderr
+    assert "--weight_noise=0.075 (it adds no weight noise)" in proc.stderr
 
 
 def test_import_refuses_files_of_different_steps(tmp_path, tiny_config):

@@ -399,6 +399,64 @@ def test_trainer_runs_scheduled_sampling(tiny_config):
     assert loss(0.0, 1) != mixed
 
 
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_weight_noise_moves_the_gradient_and_not_the_weights(tiny_config, mirrored):
+    """An update with weight noise is the update a noiseless trainer makes
+    from the noisy weights, applied to the clean ones: the gradient is taken
+    at the weights plus the step's noise, and the noise is taken away."""
+    from hwtf.train import Trainer, weight_noises
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"]) if mirrored else tf.distribute.get_strategy()
+    noisy = Trainer(tiny_config, strategy, "adam", 1e-2, clipnorm=1.0, weight_noise=0.1)
+    plain = Trainer(tiny_config, tf.distribute.get_strategy(), "adam", 1e-2, clipnorm=1.0)
+    start = [v.numpy().copy() for v in noisy.model.trainable_variables]
+    noise = [n.numpy() for n in weight_noises(noisy.model.trainable_variables, 0.1, tf.constant([0, 0], tf.int64))]
+    assert np.std(np.concatenate([n.ravel() for n in noise])) == pytest.approx(0.1, rel=0.05)
+    for v, w, n in zip(plain.model.trainable_variables, start, noise):
+        v.assign(w + n)
+    batch = random_batch(np.random.default_rng(3), [12, 9], [4, 3])
+    noisy_loss = float(noisy.train(batch, 1.0, seed=0)["loss"])
+    assert noisy_loss == pytest.approx(float(plain.train(batch, 1.0, seed=0)["loss"]), rel=1e-5)
+    for v, u, w, n in zip(noisy.model.trainable_variables, plain.model.trainable_variables, start, noise):
+        np.testing.assert_allclose(v.numpy() - w, u.numpy() - (w + n), atol=1e-6)
+    # The noise did move the gradient: from the clean weights the loss and the update differ.
+    clean = Trainer(tiny_config, tf.distribute.get_strategy(), "adam", 1e-2, clipnorm=1.0)
+    for v, w in zip(clean.model.trainable_variables, start):
+        v.assign(w)
+    assert float(clean.train(batch, 1.0, seed=0)["loss"]) != pytest.approx(noisy_loss, rel=1e-3)
+    assert any(not np.allclose(v.numpy(), u.numpy(), atol=1e-6)
+               for v, u in zip(noisy.model.trainable_variables, clean.model.trainable_variables))
+    # Each step draws anew, the same again from the same seed and step.
+    again = weight_noises(noisy.model.trainable_variables, 0.1, tf.constant([0, 0], tf.int64))
+    later = weight_noises(noisy.model.trainable_variables, 0.1, tf.constant([0, 1], tf.int64))
+    assert all(np.array_equal(a.numpy(), n) for a, n in zip(again, noise))
+    assert not any(np.allclose(b.numpy(), n) for b, n in zip(later, noise))
+
+
+def test_training_with_weight_noise_lowers_the_loss(tiny_config):
+    import keras
+
+    from hwtf.model import nll
+    from hwtf.train import Trainer
+
+    keras.utils.set_random_seed(0)
+    batch = random_batch(np.random.default_rng(4), [20, 16], [4, 3])
+    trainer = Trainer(tiny_config, tf.distribute.get_strategy(), "adam", 1e-2, clipnorm=1.0, weight_noise=0.02)
+    before = float(nll(trainer.model, batch)["loss"])
+    losses = [float(trainer.train(batch, 1.0, seed=0)["loss"]) for _ in range(30)]
+    after = float(nll(trainer.model, batch)["loss"])
+    assert after < before - 0.3, (before, after, losses)
+    assert len(set(losses[:5])) == 5  # a new draw of noise each step
+
+
+def test_weight_noise_must_be_a_standard_deviation(tiny_config):
+    from hwtf.train import Trainer
+
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="weight_noise=.*must be a standard deviation"):
+            Trainer(tiny_config, tf.distribute.get_strategy(), "adam", 1e-2, weight_noise=bad)
+
+
 def test_ctrl_c_saves_a_checkpoint_and_a_damaged_one_falls_back(tmp_path):
     """Ctrl-C (SIGINT) saves the step reached and exits cleanly; a damaged
     latest checkpoint is named and the one before it used."""
