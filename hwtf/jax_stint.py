@@ -16,7 +16,10 @@ such a machine can train the run on:
   Cholesky form as TFP's `MultivariateNormalTriL`);
 - the update of `hwtf.train.Trainer` with `--optimizer=adam`: the gradient's
   global norm clipped to `clipnorm`, an update with a non-finite loss or
-  gradient skipped (and counted), then Keras's Adam (`adam_update`);
+  gradient skipped (and counted), then Keras's Adam (`adam_update`); with
+  the recipe's weight noise (`--weight_noise`), the gradient taken at the
+  weights plus a Gaussian draw (`weight_noises`, JAX's own random numbers)
+  and applied to the weights without it;
 - batches of lines of similar length from length buckets, as
   `hwtf.data.dataset.make_dataset`, each padded to its bucket's longest line
   so that XLA compiles one step per bucket.
@@ -214,15 +217,33 @@ def adam_update(params, m, v, grads, iterations, learning_rate):
     return new_params, new_m, new_v
 
 
-def make_train_step(layers: int, clipnorm: float, unroll: int = 1, wavefront: bool = True):
-    """A compiled update `(state, batch) -> (state, metrics)`; `state` is the
-    dict `params, m, v, iterations, skipped, learning_rate`."""
+def weight_noises(params: dict, stddev: float, key) -> dict:
+    """`hwtf.train.weight_noises` for the JAX stint: a zero-mean Gaussian of
+    standard deviation `stddev` for each weight, from `key` (the stint's
+    seed folded with the step), the same again from the same key."""
+    import jax
+
+    return {name: stddev * jax.random.normal(jax.random.fold_in(key, i), params[name].shape, params[name].dtype)
+            for i, name in enumerate(sorted(params))}
+
+
+def make_train_step(layers: int, clipnorm: float, unroll: int = 1, wavefront: bool = True, weight_noise: float = 0.0):
+    """A compiled update `(state, batch[, noise_key]) -> (state, metrics)`;
+    `state` is the dict `params, m, v, iterations, skipped, learning_rate`.
+    With `weight_noise` > 0 the gradient is taken at the weights plus
+    `weight_noises(params, weight_noise, noise_key)` (a key each step)."""
     import jax
     import jax.numpy as jnp
 
-    def step(state, batch):
+    def step(state, batch, noise_key=None):
+        at = state["params"]
+        if weight_noise:
+            if noise_key is None:
+                raise ValueError(f"weight_noise={weight_noise}: the step needs a noise_key")
+            noise = weight_noises(at, weight_noise, noise_key)
+            at = {k: p + noise[k] for k, p in at.items()}
         (total, (offset_sum, pen_sum, points)), grads = jax.value_and_grad(nll_sums, has_aux=True)(
-            state["params"], batch, layers, unroll, wavefront
+            at, batch, layers, unroll, wavefront
         )
         points = jnp.maximum(points, 1.0)
         grads = {k: g / points for k, g in grads.items()}
@@ -442,12 +463,15 @@ def train(state_dir: str, out_dir: str, minutes: float, steps: int = 0, batch_si
     data = read_data(os.path.join(state_dir, DATA))
     batches = Batches(data, config["normalizer"], batch_size, buckets,
                       seed=seed * 1_000_003 + int(meta["step"]))
-    train_step = make_train_step(config["lstm_layers"], recipe["clipnorm"], unroll, wavefront)
+    noise = float(recipe.get("weight_noise", 0.0))
+    train_step = make_train_step(config["lstm_layers"], recipe["clipnorm"], unroll, wavefront, noise)
+    noise_seed = jax.random.PRNGKey(seed * 1_000_003 + 0x776E)
     step0 = step = int(meta["step"])
     meta = {**meta, "log": list(meta.get("log", [])), "device": str(jax.devices()[0].device_kind),
             "batch_size": batch_size}
     log(f"jax {jax.__version__} on {meta['device']}: step {step}, {len(batches.lengths)} lines, "
-        f"batch {batch_size}, buckets padded to {sorted(batches.ceilings.values())}")
+        f"batch {batch_size}, buckets padded to {sorted(batches.ceilings.values())}"
+        + (f", weight noise {noise:g}" if noise else ""))
     deadline = start_time + 60 * minutes
     last_save = last_log = time.time()
     window = []
@@ -455,7 +479,10 @@ def train(state_dir: str, out_dir: str, minutes: float, steps: int = 0, batch_si
     for batch in batches:
         length = batch["offsets"].shape[1]
         began = time.time()
-        state, metrics = train_step(state, batch)
+        if noise:
+            state, metrics = train_step(state, batch, jax.random.fold_in(noise_seed, step))
+        else:
+            state, metrics = train_step(state, batch)
         if length not in compiled:  # XLA compiles a step for each new length
             jax.block_until_ready(metrics)
             compiled.add(length)

@@ -140,8 +140,6 @@ def _check_recipe() -> None:
     if FLAGS.teacher_forcing != "constant" or FLAGS.teacher_forcing_floor != 1.0:
         problems.append("scheduled sampling (it trains under pure teacher forcing: "
                         "--teacher_forcing=constant --teacher_forcing_floor=1)")
-    if FLAGS.weight_noise:
-        problems.append(f"--weight_noise={FLAGS.weight_noise:g} (it adds no weight noise)")
     if FLAGS.chunk_length:
         problems.append(f"--chunk_length={FLAGS.chunk_length} (it trains whole lines)")
     if problems:
@@ -179,7 +177,7 @@ def export_state(state_dir: str) -> dict:
         "config": json.loads(config.to_json()),
         "step": int(trainer.step.numpy()),
         "recipe": {"batch_size": FLAGS.batch_size, "length_buckets": FLAGS.length_buckets,
-                   "clipnorm": FLAGS.clipnorm, "max_length": FLAGS.max_length,
+                   "clipnorm": FLAGS.clipnorm, "weight_noise": FLAGS.weight_noise, "max_length": FLAGS.max_length,
                    "capitals_repeat": FLAGS.capitals_repeat, "synthetic_capitals": FLAGS.synthetic_capitals,
                    "synthetic_capitals_text": FLAGS.synthetic_capitals_text},
         "log": [],

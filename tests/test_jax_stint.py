@@ -122,6 +122,37 @@ def test_updates_are_the_tensorflow_trainers(tiny_config):
                                        atol=1e-4 * (np.abs(slot[name]).max() + 1e-12), err_msg=f"{key} {name}")
 
 
+def test_weight_noise_moves_the_gradient_and_not_the_weights(tiny_config):
+    """As in hwtf.train: an update with weight noise is the plain update
+    from the noisy weights, applied to the clean ones."""
+    pytest.importorskip("jax")
+    import jax
+    import jax.numpy as jnp
+
+    trainer = _trainer(tiny_config)
+    state = _jax_state(trainer)
+    start = {k: np.asarray(x) for k, x in state["params"].items()}
+    key = jax.random.PRNGKey(7)
+    noise = {k: np.asarray(x) for k, x in jax_stint.weight_noises(state["params"], 0.1, key).items()}
+    assert np.std(np.concatenate([n.ravel() for n in noise.values()])) == pytest.approx(0.1, rel=0.05)
+    # Each step donates (frees) the state it is given: each starts from its own.
+    shifted = dict(_jax_state(trainer), params={k: jnp.asarray(start[k] + noise[k]) for k in start})
+    batch = _batch(tiny_config)
+    noisy_state, noisy = jax_stint.make_train_step(tiny_config.lstm_layers, 10.0, weight_noise=0.1)(
+        _jax_state(trainer), batch, key)
+    plain_state, plain = jax_stint.make_train_step(tiny_config.lstm_layers, 10.0)(shifted, batch)
+    np.testing.assert_allclose(float(noisy["loss"]), float(plain["loss"]), rtol=1e-5)
+    for k in start:
+        np.testing.assert_allclose(np.asarray(noisy_state["params"][k]) - start[k],
+                                   np.asarray(plain_state["params"][k]) - (start[k] + noise[k]), atol=1e-5)
+    _, clean = jax_stint.make_train_step(tiny_config.lstm_layers, 10.0)(_jax_state(trainer), batch)
+    assert float(clean["loss"]) != pytest.approx(float(noisy["loss"]), rel=1e-3)
+    again = jax_stint.weight_noises(state["params"], 0.1, key)
+    later = jax_stint.weight_noises(state["params"], 0.1, jax.random.fold_in(key, 1))
+    assert all(np.array_equal(np.asarray(again[k]), noise[k]) for k in noise)
+    assert not any(np.allclose(np.asarray(later[k]), noise[k]) for k in noise)
+
+
 def test_a_non_finite_update_is_skipped(tiny_config):
     pytest.importorskip("jax")
 
@@ -161,7 +192,7 @@ def test_batches_are_buckets_of_whole_lines_and_cover_every_line():
 def _cli(*args, timeout=300):
     proc = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stderr
+    return proc.stdout + proc.stderr
 
 
 def _flags(tmp_path, train_dir):
@@ -259,13 +290,15 @@ def test_a_jax_stint_continues_the_run_and_training_resumes_from_it(tmp_path):
     flags = _flags(tmp_path, train_dir)
     _cli("-m", "hwtf.train", *flags, "--steps=10", "--export_dir=", "--image_every=0")
     # --capitals_repeat reaches the stint's lines (train.epoch_lines; the synthetic set has no capitals in a row)
-    _cli("-m", "hwtf.stint_state", "export", *flags, f"--state={state}", "--capitals_repeat=2")
+    _cli("-m", "hwtf.stint_state", "export", *flags, f"--state={state}", "--capitals_repeat=2",
+         "--weight_noise=0.01")
     meta = json.loads((state / jax_stint.META).read_text())
     assert meta["step"] == 10 and meta["iterations"] == 10 and meta["recipe"]["batch_size"] == 8
-    assert meta["recipe"]["capitals_repeat"] == 2
+    assert meta["recipe"]["capitals_repeat"] == 2 and meta["recipe"]["weight_noise"] == 0.01
     assert np.load(state / jax_stint.state_file(jax_stint.WEIGHTS))["kernel_0"].dtype == np.float32
 
-    _cli("-m", "hwtf.jax_stint", f"--state={state}", f"--out={out}", "--steps=30", "--log_every=5")
+    stint_log = _cli("-m", "hwtf.jax_stint", f"--state={state}", f"--out={out}", "--steps=30", "--log_every=5")
+    assert "weight noise 0.01" in stint_log
     trained = json.loads((out / jax_stint.META).read_text())
     losses = [e["loss"] for e in trained["log"]]
     assert trained["step"] == 40 and [e["step"] for e in trained["log"]] == list(range(15, 45, 5))
@@ -295,12 +328,11 @@ def test_export_refuses_a_recipe_the_stint_does_not_follow(tmp_path):
     train_dir = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "-m", "hwtf.stint_state", "export", *_flags(tmp_path, train_dir), f"--state={tmp_path / 's'}",
-         "--optimizer=rmsprop_graves", "--teacher_forcing=linear", "--weight_noise=0.075"],
+         "--optimizer=rmsprop_graves", "--teacher_forcing=linear"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2
     assert "--optimizer=rmsprop_graves" in proc.stderr and "scheduled sampling" in proc.stderr
-    assert "--weight_noise=0.075 (it adds no weight noise)" in proc.stderr
 
 
 def test_import_refuses_files_of_different_steps(tmp_path, tiny_config):

@@ -418,7 +418,7 @@ def test_weight_noise_moves_the_gradient_and_not_the_weights(tiny_config, mirror
     noisy_loss = float(noisy.train(batch, 1.0, seed=0)["loss"])
     assert noisy_loss == pytest.approx(float(plain.train(batch, 1.0, seed=0)["loss"]), rel=1e-5)
     for v, u, w, n in zip(noisy.model.trainable_variables, plain.model.trainable_variables, start, noise):
-        np.testing.assert_allclose(v.numpy() - w, u.numpy() - (w + n), atol=1e-6)
+        np.testing.assert_allclose(v.numpy() - w, u.numpy() - (w + n), atol=1e-5)
     # The noise did move the gradient: from the clean weights the loss and the update differ.
     clean = Trainer(tiny_config, tf.distribute.get_strategy(), "adam", 1e-2, clipnorm=1.0)
     for v, w in zip(clean.model.trainable_variables, start):
