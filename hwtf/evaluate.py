@@ -57,12 +57,9 @@ def _scorer(path: str):
     """`(config, score)` where `score(strokes [B, T, 3], lengths [B], texts)`
     returns summed NLL and points per line, from a SavedModel or a training
     directory."""
-    import numpy as np
     import tensorflow as tf
 
-    from hwtf import packed
-    from hwtf.model import ModelConfig, nll
-    from hwtf.model import read_weights
+    from hwtf.model import ModelConfig
 
     if os.path.exists(os.path.join(path, "saved_model.pb")):
         loaded = tf.saved_model.load(path)
@@ -76,6 +73,21 @@ def _scorer(path: str):
 
         return config, score
 
+    config, model, _ = checkpoint_model(path)
+    return config, model_scorer(config, model)
+
+
+def checkpoint_model(path: str):
+    """`(config, model, checkpoint)`: the model of training directory `path`
+    with the weights of its best checkpoint, else its latest (their moving
+    average where the run kept one); a committed stint's packed checkpoint
+    (checkpoints/iamondb) is unpacked outside it, so that reading it writes
+    nothing into the repository, and removed once read."""
+    import tensorflow as tf
+
+    from hwtf import packed
+    from hwtf.model import ModelConfig, read_weights
+
     config_path = os.path.join(path, "config.json")
     if not os.path.exists(config_path):
         raise app.UsageError(f"--model={path}: neither a SavedModel nor a training directory (no config.json)")
@@ -84,8 +96,6 @@ def _scorer(path: str):
     checkpoint = tf.train.latest_checkpoint(os.path.join(path, "best")) or tf.train.latest_checkpoint(path)
     unpacked_dir = None
     if checkpoint is None and packed.packed_checkpoints(path):
-        # A committed stint (checkpoints/iamondb): unpacked outside it, so
-        # that scoring writes nothing into the repository, and removed once read.
         unpacked_dir = tempfile.mkdtemp(prefix="hwtf-unpacked-")
         checkpoint = packed.unpack_into(path, out_dir=unpacked_dir)
     if checkpoint is None:
@@ -96,6 +106,17 @@ def _scorer(path: str):
         if unpacked_dir:
             shutil.rmtree(unpacked_dir, ignore_errors=True)
     logging.info("scoring %s%s", checkpoint, " (the weights' moving average)" if ema else "")
+    return config, model, checkpoint
+
+
+def model_scorer(config, model):
+    """`_scorer`'s `score` for a built Keras model: it reads the model's
+    weights as they are at each call."""
+    import numpy as np
+    import tensorflow as tf
+
+    from hwtf.model import nll
+
     alphabet, normalizer = config.alphabet_lib, config.normalizer_lib
 
     @tf.function(reduce_retracing=True)
@@ -114,14 +135,20 @@ def _scorer(path: str):
         out = per_line(batch)
         return out["line_nll"].numpy(), out["line_points"].numpy()
 
-    return config, score
+    return score
 
 
 def evaluate(path: str, data, batch_size: int = 16) -> dict:
     """Mean NLL per line and per point of `data` (a `HandwritingSet`)."""
+    config, score = _scorer(path)
+    return {"model": path, "kind": config.model, **score_set(score, data, batch_size)}
+
+
+def score_set(score, data, batch_size: int = 16) -> dict:
+    """`lines`, `points`, `nll_per_line` and `nll_per_point` of `data` by
+    `score` (`_scorer`'s), in batches of similar lengths."""
     import numpy as np
 
-    config, score = _scorer(path)
     order = np.argsort([len(o) for o in data.offsets])  # similar lengths together
     total_nll = total_points = 0.0
     for start in range(0, len(order), batch_size):
@@ -135,8 +162,6 @@ def evaluate(path: str, data, batch_size: int = 16) -> dict:
         total_nll += float(np.sum(line_nll))
         total_points += float(np.sum(points))
     return {
-        "model": path,
-        "kind": config.model,
         "lines": len(data),
         "points": int(total_points),
         "nll_per_line": total_nll / max(len(data), 1),
