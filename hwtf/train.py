@@ -80,7 +80,8 @@ def define_flags() -> None:
                        "keep as best and export it instead of the weights themselves (0 = off).")
     flags.DEFINE_float("weight_noise", 0.0, "Add zero-mean Gaussian noise of this standard deviation to every weight "
                        "for each update's gradient, drawn anew each step (Graves 2013's fixed weight noise, "
-                       "a regulariser; the update itself applies to the weights without it; 0 = off).")
+                       "a regulariser; the update itself applies to the weights without it; 0 = off). A trained "
+                       "3x512 model loses 7 nats a line at 0.001, 510 at 0.01 (docs/weight_noise_sensitivity.py).")
     flags.DEFINE_enum("teacher_forcing", "constant", ["constant", "linear", "exponential", "inverse_sigmoid"], "Scheduled-sampling schedule of the teacher-forcing probability.")
     flags.DEFINE_float("teacher_forcing_floor", 1.0, "Probability the schedule decays to (constant: the value).")
     flags.DEFINE_integer("teacher_forcing_steps", 10000, "Steps over which the schedule decays from 1 to the floor.")
