@@ -62,7 +62,8 @@ def main(argv):
     variables = model.trainable_variables
     clean = [v.numpy() for v in variables]
     base = score_set(score, data, FLAGS.batch_size)["nll_per_line"]
-    result = {"model": FLAGS.model, "checkpoint": os.path.basename(checkpoint), "lines": len(data), "clean_nll_per_line": round(base, 2)}
+    result = {"model": FLAGS.model, "checkpoint": os.path.basename(checkpoint), "lines": len(data),
+              "clean_nll_per_line": round(base, 2)}
     for stddev in stddevs:
         scores = []
         for draw in range(FLAGS.draws):

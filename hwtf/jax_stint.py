@@ -465,7 +465,8 @@ def train(state_dir: str, out_dir: str, minutes: float, steps: int = 0, batch_si
                       seed=seed * 1_000_003 + int(meta["step"]))
     noise = float(recipe.get("weight_noise", 0.0))
     train_step = make_train_step(config["lstm_layers"], recipe["clipnorm"], unroll, wavefront, noise)
-    noise_seed = jax.random.PRNGKey(seed * 1_000_003 + 0x776E)  # hwtf.train's WEIGHT_NOISE_SALT, not imported (TensorFlow)
+    # hwtf.train's WEIGHT_NOISE_SALT, not imported (it would import TensorFlow).
+    noise_seed = jax.random.PRNGKey(seed * 1_000_003 + 0x776E)
     step0 = step = int(meta["step"])
     meta = {**meta, "log": list(meta.get("log", [])), "device": str(jax.devices()[0].device_kind),
             "batch_size": batch_size}

@@ -865,7 +865,7 @@ def main(argv):
     trainer = Trainer(config, strategy, FLAGS.optimizer, lr, FLAGS.clipnorm, layout=FLAGS.layout,
                       ema_decay=FLAGS.ema_decay, weight_noise=FLAGS.weight_noise)
     if FLAGS.weight_noise:
-        logging.info("weight noise: each update's gradient at the weights plus Gaussian noise of standard deviation %g",
+        logging.info("weight noise: each update's gradient at the weights plus Gaussian noise of deviation %g",
                      FLAGS.weight_noise)
     managers = restore(trainer, save_dir)
     host = f"{precision_lib.host()}, {policy}"
