@@ -11,6 +11,8 @@ there, and whoever ships or evaluates the committed checkpoint gets it. The
 average itself is not kept beside the weights: as big again as they are, it
 would take the commit past the campaign's 50 MB a stint. `--weights=latest`
 keeps the weights as they were last (the run's exact state).
+`--drop_momentum` leaves out the optimizer's first moments as well, so that
+a network wider than 3x512 fits in those 50 MB (`hwtf.packed`).
 
     python docs/save_stint.py --train_dir=runs/iamondb --out=checkpoints/iamondb
 
@@ -40,6 +42,10 @@ flags.DEFINE_string("out", "checkpoints/iamondb", "The folder to write (replaced
 flags.DEFINE_enum("weights", "average", ["average", "latest"],
                   "What the packed checkpoint keeps as the model's weights: the weights' moving average, where "
                   "the run keeps one (else the weights), or the weights as they were last.")
+flags.DEFINE_bool("drop_momentum", False,
+                  "Leave the optimizer's first moments out (they unpack as zeros, and the run's first updates "
+                  "after it resumes are smaller): what lets a network wider than 3x512 fit the campaign's "
+                  "50 MB a stint (hwtf/packed.py).")
 flags.DEFINE_multi_string("note", [], "STEP=HOST: where the run trained from STEP on (host and precision), "
                           "for stretches that trained before runs noted it.")
 
@@ -70,8 +76,8 @@ def main(argv):
     os.makedirs(tmp)
     name = os.path.basename(latest)
     average = FLAGS.weights == "average" and has_ema(latest)
-    packed.pack(latest, os.path.join(tmp, name + ".packed.npz"), leave_out=EMA_OBJECTS,
-                weights_from=EMA_AVERAGE if average else None)
+    info = packed.pack(latest, os.path.join(tmp, name + ".packed.npz"), leave_out=EMA_OBJECTS,
+                       weights_from=EMA_AVERAGE if average else None, drop_momentum=FLAGS.drop_momentum)
     shutil.copy2(os.path.join(FLAGS.train_dir, "config.json"), tmp)
     count = summaries.copy_scalars(
         os.path.join(FLAGS.train_dir, "tensorboard"), os.path.join(tmp, "tensorboard"), notes
@@ -81,6 +87,8 @@ def main(argv):
     size = sum(os.path.getsize(p) for p in glob.glob(os.path.join(FLAGS.out, "**"), recursive=True) if os.path.isfile(p))
     kept = ("the weights' moving average as its weights" if average else
             "the weights as they were last" + (" (the run keeps no average)" if FLAGS.weights == "average" else ""))
+    if info["zeroed"]:
+        kept += f", its optimizer's {info['zeroed']} first moments left out (they resume at zero)"
     print(f"{FLAGS.out}: {name} with {kept}, {count} scalars, {size / 1e6:.1f} MB")
 
 

@@ -586,6 +586,17 @@ def test_save_stint_keeps_checkpoint_curves_and_notes_and_make_curve_draws_them(
     log = _run(_train_command(resumed, "--steps=42", "--export_dir=", "--image_every=0", "--eval_every=1000"))
     assert re.search(r"unpacked .*ckpt-40.packed.npz", log) and re.search(r"resumed from .*ckpt-40 at step 40", log)
     assert tf.train.latest_checkpoint(resumed).endswith("ckpt-42")
+    # --drop_momentum keeps the optimizer's first moments as shapes only.
+    light = str(tmp_path / "light")
+    said = subprocess.run([sys.executable, "docs/save_stint.py", f"--train_dir={train_dir}", f"--out={light}",
+                           "--drop_momentum"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert said.returncode == 0, said.stderr[-2000:]
+    assert re.search(r"its optimizer's \d+ first moments left out", said.stdout), said.stdout
+    with np.load(os.path.join(light, "ckpt-40.packed.npz"), allow_pickle=False) as light_file, \
+            np.load(os.path.join(kept, "ckpt-40.packed.npz"), allow_pickle=False) as kept_file:
+        zeroed = [k for k in light_file.files if k.startswith("zeros:")]
+        assert zeroed and len(light_file.files) == len(kept_file.files)
+        assert all("bfloat16:" + k[len("zeros:"):] in kept_file.files for k in zeroed)
 
 
 def test_a_packed_checkpoint_is_the_checkpoint_with_its_moments_in_bfloat16(ci_run, tmp_path):
@@ -625,6 +636,42 @@ def test_a_packed_checkpoint_is_the_checkpoint_with_its_moments_in_bfloat16(ci_r
         f.truncate(info["bytes"] // 2)
     with pytest.raises(Exception, match="(?i)zip|file|truncat"):
         packed.unpack(path, str(tmp_path / "cut" / "ckpt-40"))
+
+
+def test_a_packed_checkpoint_without_momentum_unpacks_it_as_zeros_and_resumes(ci_run, tmp_path):
+    from hwtf import packed
+
+    train_dir, _ = ci_run
+    latest = tf.train.latest_checkpoint(train_dir)
+    whole = packed.pack(latest, str(tmp_path / "whole.npz"))
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    path = str(kept / "ckpt-40.packed.npz")
+    info = packed.pack(latest, path, drop_momentum=True)
+    # Adam's m left out (one a weight), its v kept: two thirds of the moments' bytes fewer.
+    assert info["zeroed"] == info["rounded"] == whole["rounded"] // 2 >= 1
+    assert info["bytes"] < 0.8 * whole["bytes"]  # 6 bytes a weight where it was 8
+    original = tf.train.load_checkpoint(latest)
+    momenta = packed.momentum_keys(original.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    assert len(momenta) == info["zeroed"] and all(k.startswith("optimizer/_variables/") for k in momenta)
+    unpacked = tf.train.load_checkpoint(packed.unpack(path, str(tmp_path / "ckpt-40")))
+    assert original.get_variable_to_dtype_map() == unpacked.get_variable_to_dtype_map()
+    assert original.get_variable_to_shape_map() == unpacked.get_variable_to_shape_map()
+    for key in original.get_variable_to_dtype_map():
+        a, b = original.get_tensor(key), unpacked.get_tensor(key)
+        if key in momenta:
+            assert np.any(a) and not np.any(b), key
+        elif packed.is_moment(key, np.asarray(a)):
+            np.testing.assert_allclose(b, a, rtol=2.0**-8, atol=1e-37)
+        else:
+            assert np.array_equal(a, b), key
+    # A run resumes from it at its step and trains on.
+    shutil.copy(os.path.join(train_dir, "config.json"), kept)
+    log = _run(_train_command(str(kept), "--steps=42", "--export_dir=", "--image_every=0", "--eval_every=1000"))
+    assert re.search(r"resumed from .*ckpt-40 at step 40", log), log[-2000:]
+    resumed = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(kept)))
+    assert resumed.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == 42
+    assert all(np.any(resumed.get_tensor(k)) for k in momenta)  # the moments rebuilt from the new gradients
 
 
 def test_average_checkpoints_writes_the_mean_weights_that_evaluate_scores(ci_run, tmp_path):
