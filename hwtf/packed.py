@@ -18,11 +18,11 @@ to 73 MB. `drop_momentum` (`docs/save_stint.py --drop_momentum`) leaves out
 the optimizer's first moments too, keeping only their shapes, and `unpack`
 gives them back as zeros: 55 MB for 3x640, about 49 MB as git compresses
 it once trained (git takes 7% off the 3x512 file's weights and 19% off its
-moments). Adam's first moment is a moving average of the gradient with a memory of
-about ten steps (beta_1 = 0.9), so a run resumed with it at zero takes its
-first updates smaller (the first a tenth the size, the tenth two thirds) and
-then goes on as it would have; its second moment (beta_2 = 0.999, a memory
-of a thousand steps) is kept, rounded as above.
+moments). Adam's first moment is a moving average of the gradient with a
+memory of about ten steps (beta_1 = 0.9), so a run resumed with it at zero
+takes its first updates smaller (the first a tenth the size, the tenth two
+thirds) and then goes on as it would have; its second moment (beta_2 =
+0.999, a memory of a thousand steps) is kept, rounded as above.
 
 `unpack` writes the checkpoint back in TensorFlow's own format (the same
 keys, the same object graph), so that whatever reads checkpoints reads it,
@@ -160,6 +160,8 @@ def pack(prefix: str, path: str, leave_out: tuple[str, ...] = (), weights_from: 
     swapped = stand_ins(original, "model", weights_from) if weights_from else {}
     graph, dropped = leave_out_objects(original, tuple(leave_out))
     momenta = momentum_keys(original) if drop_momentum else set()
+    if drop_momentum and not momenta:
+        raise ValueError(f"{prefix}: no optimizer first moments (slots named ..._momentum) to leave out")
     arrays, rounded, zeroed = {}, 0, 0
     for key in sorted(keys):
         if key in dropped:

@@ -665,6 +665,12 @@ def test_a_packed_checkpoint_without_momentum_unpacks_it_as_zeros_and_resumes(ci
             np.testing.assert_allclose(b, a, rtol=2.0**-8, atol=1e-37)
         else:
             assert np.array_equal(a, b), key
+    # A checkpoint without them (weights only) is refused, not packed as it is.
+    averaged = str(tmp_path / "average")
+    _run([sys.executable, "docs/average_checkpoints.py", f"--train_dir={train_dir}", f"--checkpoints={latest}",
+          f"--out={averaged}"], timeout=120)
+    with pytest.raises(ValueError, match="no optimizer first moments"):
+        packed.pack(tf.train.latest_checkpoint(averaged), str(tmp_path / "no.npz"), drop_momentum=True)
     # A run resumes from it at its step and trains on.
     shutil.copy(os.path.join(train_dir, "config.json"), kept)
     log = _run(_train_command(str(kept), "--steps=42", "--export_dir=", "--image_every=0", "--eval_every=1000"))
