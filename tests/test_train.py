@@ -648,7 +648,7 @@ def test_a_packed_checkpoint_without_momentum_unpacks_it_as_zeros_and_resumes(ci
     kept.mkdir()
     path = str(kept / "ckpt-40.packed.npz")
     info = packed.pack(latest, path, drop_momentum=True)
-    # Adam's m left out (one a weight), its v kept: two thirds of the moments' bytes fewer.
+    # Adam's m left out (one a weight), its v kept: half the moments' bytes.
     assert info["zeroed"] == info["rounded"] == whole["rounded"] // 2 >= 1
     assert info["bytes"] < 0.8 * whole["bytes"]  # 6 bytes a weight where it was 8
     original = tf.train.load_checkpoint(latest)
