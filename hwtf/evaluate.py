@@ -79,10 +79,11 @@ def _scorer(path: str):
 
 def checkpoint_model(path: str):
     """`(config, model, checkpoint)`: the model of training directory `path`
-    with the weights of its best checkpoint, else its latest (their moving
-    average where the run kept one); a committed stint's packed checkpoint
-    (checkpoints/iamondb) is unpacked outside it, so that reading it writes
-    nothing into the repository, and removed once read."""
+    with the weights of its best checkpoint, else its latest, else its
+    newest `ckpt-N` (their moving average where the run kept one); a
+    committed stint's packed checkpoint (checkpoints/iamondb) is unpacked
+    outside it, so that reading it writes nothing into the repository, and
+    removed once read."""
     import tensorflow as tf
 
     from hwtf import packed
@@ -94,6 +95,11 @@ def checkpoint_model(path: str):
     config = ModelConfig.load(config_path)
     model = config.build_model()
     checkpoint = tf.train.latest_checkpoint(os.path.join(path, "best")) or tf.train.latest_checkpoint(path)
+    if checkpoint is None:
+        # `ckpt-N` files without a `checkpoint` state file (copied by
+        # hand): the newest, as training's `run_checkpoints` reads them.
+        numbered = packed.checkpoint_prefixes(path)
+        checkpoint = numbered[max(numbered)] if numbered else None
     unpacked_dir = None
     if checkpoint is None and packed.packed_checkpoints(path):
         unpacked_dir = tempfile.mkdtemp(prefix="hwtf-unpacked-")

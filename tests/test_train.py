@@ -549,6 +549,11 @@ def test_a_copied_checkpoint_resumes_at_its_step(ci_run, tmp_path, state):
             dst.write(src.read())
     if state == "without timestamps":
         (copied / "checkpoint").write_text('model_checkpoint_path: "ckpt-30"\nall_model_checkpoint_paths: "ckpt-30"\n')
+    # Scored as it is, it is that checkpoint (the evaluator reads such a
+    # folder as training does).
+    from hwtf.evaluate import checkpoint_model
+
+    assert checkpoint_model(str(copied))[2] == str(copied / "ckpt-30")
     # Resumed in the other layout: a checkpoint is the same in either.
     log = _run(_train_command(str(copied), "--steps=32", "--layout=wavefront", "--export_dir=", "--image_every=0",
                               "--eval_every=1000"))
