@@ -35,7 +35,7 @@ from typing import NamedTuple
 import numpy as np
 
 from hwtf.export import MAX_STEPS_PER_CHAR
-from hwtf.writer import MAX_LINE_CHARS, Ink, Style, Writer, layout_page, wrap_text
+from hwtf.writer import DEFAULT_BIAS, DEFAULT_CANDIDATES, MAX_LINE_CHARS, Ink, Style, Writer, layout_page, wrap_text
 
 # Limits. A request body over MAX_BODY_BYTES is refused before it is read.
 MAX_BODY_BYTES = 1 << 20  # 1 MiB
@@ -54,7 +54,6 @@ MAX_INK_POINTS = 20000  # a drawn priming line, before it is resampled
 # The page: texts are wrapped at LINE_WIDTH characters, at most MAX_PAGE_LINES lines.
 LINE_WIDTH = 60
 MAX_PAGE_LINES = 12
-DEFAULT_BIAS = 0.75
 FORMATS = {
     "svg": "image/svg+xml",
     "png": "image/png",
@@ -408,7 +407,7 @@ class WriteRequest(NamedTuple):
     text: str
     bias: float = DEFAULT_BIAS
     seed: int = 0
-    candidates: int = 1
+    candidates: int = DEFAULT_CANDIDATES
     style: int | None = None  # a built-in style
     prime: Style | None = None  # the user's own ink
     format: str = "json"
@@ -474,7 +473,7 @@ def parse_write(params: dict, writer: Writer, format: str | None = None) -> Writ
         text=text,
         bias=_number(params, "bias", DEFAULT_BIAS, float, 0.0, 100.0),
         seed=_number(params, "seed", 0, int, -(2**63), 2**63 - 1),
-        candidates=_number(params, "candidates", 1, int, 1, MAX_CANDIDATES),
+        candidates=_number(params, "candidates", DEFAULT_CANDIDATES, int, 1, MAX_CANDIDATES),
         style=style,
         prime=prime_style,
         format=fmt,

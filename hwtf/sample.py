@@ -30,15 +30,9 @@ import tempfile
 
 from absl import app, flags, logging
 
-from hwtf.writer import DEFAULT_MODEL, STEPS_PER_CHAR
+from hwtf.writer import DEFAULT_BIAS, DEFAULT_CANDIDATES, DEFAULT_MODEL, STEPS_PER_CHAR
 
 FLAGS = flags.FLAGS
-
-# The defaults come from the README's best-of-N table (64 testset_v texts,
-# Tesseract): at bias 0.75 with 4 candidates the shipped model's mean line
-# CER was 0.304, against 0.405 at bias 0.5 with one, for 0.7 s a line.
-DEFAULT_BIAS = 0.75
-DEFAULT_CANDIDATES = 4
 
 
 def define_flags() -> None:

@@ -113,7 +113,7 @@ class Service:
             "model": os.path.basename(os.path.normpath(self.model)),
             "styles": [{"number": i, "text": s["text"]} for i, s in enumerate(self.styles)],
             "alphabet": self.writer.config.alphabet,
-            "defaults": {"bias": rest.DEFAULT_BIAS, "seed": 0, "candidates": 1},
+            "defaults": {"bias": rest.DEFAULT_BIAS, "seed": 0, "candidates": rest.DEFAULT_CANDIDATES},
             "limits": {
                 "body_bytes": rest.MAX_BODY_BYTES, "line_chars": MAX_LINE_CHARS, "batch": rest.MAX_BATCH,
                 "max_steps": rest.MAX_STEPS, "candidates": rest.MAX_CANDIDATES,

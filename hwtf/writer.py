@@ -63,6 +63,12 @@ STEPS_PER_CHAR = 40
 # line's length: a 2,000-character line took 2.4 GB and 36 s. Longer texts are
 # wrapped into lines (`wrap_text`); a longer line is refused.
 MAX_LINE_CHARS = 200
+# What `python -m hwtf.sample` and the server write at when not asked
+# otherwise. From the README's best-of-N table (64 testset_v texts,
+# Tesseract): at bias 0.75 with 4 candidates the shipped model's mean line
+# CER was 0.304, against 0.405 at bias 0.5 with one, for 0.7 s a line.
+DEFAULT_BIAS = 0.75
+DEFAULT_CANDIDATES = 4
 # Best-of-N writing's score (the export's `generate_best`; primed, `best_rows`): a quadratic in
 # these features of each candidate, higher for the line Tesseract should read
 # better (`candidate_features` defines them; the export computes the same in

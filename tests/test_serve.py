@@ -13,7 +13,7 @@ import threading
 import numpy as np
 import pytest
 
-from hwtf import inkml, rest
+from hwtf import inkml, rest, writer
 from hwtf.data import synthetic
 from hwtf.serve import make_server
 
@@ -246,6 +246,8 @@ def test_page_and_its_files(server):
     assert "http://" not in page.replace("http://www.w3.org", "")  # nothing from elsewhere
     info = json.loads(request(server, "GET", "/api/info")[2])
     assert len(info["styles"]) == 6 and info["limits"]["line_chars"] == 200
+    # The page writes as `python -m hwtf.sample` does unless asked otherwise.
+    assert info["defaults"] == {"bias": writer.DEFAULT_BIAS, "seed": 0, "candidates": writer.DEFAULT_CANDIDATES}
     status, kind, body = request(server, "GET", "/api/styles/0.svg")
     assert status == 200 and kind == "image/svg+xml" and body.count(b"<path") > 5
     assert request(server, "GET", "/api/styles/6.svg")[0] == 404
@@ -258,6 +260,9 @@ def test_convenience_routes(server):
     status, kind, styled = request(server, "GET", "/write.svg?text=hello&style=1&candidates=3")  # primed best of 3
     assert status == 200 and styled.count(b"<path") >= 1, styled[:300]
     assert request(server, "GET", "/write.svg?text=hello&style=1&candidates=3")[2] == styled
+    # Unasked, it keeps the best of the default number of candidates.
+    default = request(server, "GET", "/write.svg?text=hello&seed=5")[2]
+    assert default == request(server, "GET", f"/write.svg?text=hello&seed=5&candidates={writer.DEFAULT_CANDIDATES}")[2]
     status, kind, png = request(server, "GET", "/write.png?text=hello&style=1")
     assert (status, kind) == (200, "image/png") and png.startswith(b"\x89PNG")
     status, kind, document = request(server, "GET", "/write.inkml?text=hello")

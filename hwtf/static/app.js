@@ -133,6 +133,7 @@ async function loadInfo() {
   $("bias").value = info.defaults.bias;
   $("bias-value").textContent = info.defaults.bias;
   $("candidates").max = info.limits.candidates;
+  $("candidates").value = info.defaults.candidates;
   $("text").maxLength = info.limits.page_lines * info.limits.line_width;
   const field = $("styles");
   for (const s of info.styles) {
