@@ -11,9 +11,10 @@
 #   bash docs/gpu_stint.sh restore        # or, if the call failed: only put the index back
 #
 # A call carries at most 64 MiB of the working tree, and the committed
-# checkpoint (48 MB) with the export (25 MB) already pass it, while .gpu/
-# holds the weights again (24 MB for the 3x512 run), Adam's moments in
-# bfloat16 (24 MB) and the training lines (14 MB): 62 MB. So `prepare` takes
+# checkpoint (55 MB) with the export (25 MB) already pass it, while .gpu/
+# holds the weights again (34 MB for the 3x640 run, compressed), Adam's
+# second moments as log8 codes (7.7 MB) and the training lines (14 MB):
+# 56 MB, 59 with the rest of the tree, of the 67 MB (64 MiB). So `prepare` takes
 # checkpoints/ and saved_models/ out of git's index (the files stay where
 # they are) and `finish` puts them back: commit nothing in between. .gpu/
 # holds IAM-OnDB's lines, which its licence forbids passing on; .gitignore

@@ -44,12 +44,22 @@ import time
 
 import numpy as np
 
-from hwtf.packed import from_bfloat16_bits, to_bfloat16_bits
+from hwtf.packed import from_bfloat16_bits
 
-# The state's files (see `write_state`): a lent machine's call returns files
-# of at most 16 MiB, 64 MiB in all, and carries at most 64 MiB of the tree.
+# The state's files (see `write_state`): a lent machine's call returns at
+# most 8 files of at most 16 MiB, 64 MiB in all, and carries at most 64 MiB
+# of the tree.
 WEIGHTS, ADAM_M, ADAM_V, META, DATA = "weights", "adam_m", "adam_v", "meta.json", "data.npz.xz"
 SHARD_BYTES = 15 * 2**20
+# Adam's second moments travel as 8-bit codes of their base-2 logarithm
+# (`to_log8`): the 3x640 network's weights (36 MB), moments in bfloat16
+# (36 MB) and training lines (14 MB) were more than a call carries. Below
+# 2**LOG8_FLOOR a moment's square root (1e-9) is under 1% of Adam's
+# epsilon, so such moments travel as that floor. The first moments (Adam's
+# m, a memory of about ten updates) do not travel: they come back as zeros,
+# as from a checkpoint packed without them (`hwtf.packed`, drop_momentum).
+LOG8_FLOOR = -60.0
+_LOG8_RANGE = "@log2_range"  # the key suffix of a log8 array's [lo, hi]
 
 SIGMA_MIN = 1e-3  # hwtf.distributions
 RHO_MAX = 1.0 - 1e-4
@@ -358,6 +368,35 @@ def state_file(stem: str, shard: int = 0) -> str:
     return f"{stem}.npz" if shard == 0 else f"{stem}-{shard}.npz"
 
 
+def to_log8(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Non-negative `x` as `(codes, [lo, hi])`: uint8 codes 1 to 255 of
+    log2(x) spread evenly from lo (its smallest, at least LOG8_FLOOR) to hi
+    (its largest), 0 for 0. `from_log8` gives each value back within a
+    factor 2**((hi - lo) / 508) of itself (8% for Adam's v over the 3x640
+    network's widest range, 4% for its square root, which Adam divides
+    by), or 2**lo where it was smaller."""
+    x = np.asarray(x, np.float32)
+    if not np.all(np.isfinite(x)) or np.any(x < 0):
+        raise ValueError("log8 codes non-negative finite values only")
+    codes = np.zeros(x.shape, np.uint8)
+    positive = x > 0
+    if not positive.any():
+        return codes, np.zeros(2)
+    logs = np.log2(x[positive].astype(np.float64))
+    hi = float(logs.max())
+    lo = min(max(float(logs.min()), LOG8_FLOOR), hi)
+    span = hi - lo
+    codes[positive] = 1 + np.rint(np.clip(logs - lo, 0.0, span) * (254 / span if span else 0.0))
+    return codes, np.array([lo, hi])
+
+
+def from_log8(codes: np.ndarray, lo_hi: np.ndarray) -> np.ndarray:
+    """`to_log8`'s codes back as float32."""
+    lo, hi = float(lo_hi[0]), float(lo_hi[1])
+    values = np.exp2(lo + (codes.astype(np.float64) - 1) * ((hi - lo) / 254))
+    return np.where(codes == 0, 0.0, values).astype(np.float32)
+
+
 def _read_group(state_dir: str, stem: str, step: int, names: list[str]) -> dict:
     """One group's arrays from its files, float32, each file checked to be
     of `step` and the group to hold exactly `names` (see `write_state`)."""
@@ -370,9 +409,14 @@ def _read_group(state_dir: str, stem: str, step: int, names: list[str]) -> dict:
         if marker is None or int(marker) != step:
             raise ValueError(f"{path} is of step {marker}, {META} of step {step}: a write was cut short")
         shards = int(arrays.pop("__shards__", 1))
+        ranges = {k[: -len(_LOG8_RANGE)]: arrays.pop(k) for k in list(arrays) if k.endswith(_LOG8_RANGE)}
         for name, x in arrays.items():
-            # Adam's moments travel as bfloat16 (uint16 bits, as hwtf.packed keeps them)
-            values[name] = from_bfloat16_bits(x) if x.dtype == np.uint16 else x.astype(np.float32)
+            if name in ranges:  # Adam's v: log8 codes
+                values[name] = from_log8(x, ranges[name])
+            elif x.dtype == np.uint16:  # moments as bfloat16 bits (states written before log8)
+                values[name] = from_bfloat16_bits(x)
+            else:
+                values[name] = x.astype(np.float32)
         i += 1
     if sorted(values) != sorted(names):
         raise ValueError(f"{os.path.join(state_dir, stem)}*.npz hold {sorted(values)}; expected {sorted(names)}")
@@ -382,13 +426,18 @@ def _read_group(state_dir: str, stem: str, step: int, names: list[str]) -> dict:
 def read_arrays(state_dir: str) -> tuple[dict, dict, dict, dict]:
     """`(weights, m, v, meta)` as float32 numpy arrays by weight name and
     the `meta.json` dict, checking that all files are of one step and that
-    each group holds every weight (see `write_state`); numpy alone, so that
-    `hwtf.stint_state import` reads them without JAX."""
+    each group holds every weight (see `write_state`); m is zeros where it
+    did not travel. Numpy alone, so that `hwtf.stint_state import` reads
+    them without JAX."""
     with open(os.path.join(state_dir, META)) as f:
         meta = json.load(f)
     names = weight_names(meta["config"]["lstm_layers"])
-    arrays = [_read_group(state_dir, stem, meta["step"], names) for stem in (WEIGHTS, ADAM_M, ADAM_V)]
-    return (*arrays, meta)
+    weights = _read_group(state_dir, WEIGHTS, meta["step"], names)
+    if meta.get("first_moments") == "zeros":
+        m = {k: np.zeros_like(x) for k, x in weights.items()}
+    else:  # a state written before m stopped travelling
+        m = _read_group(state_dir, ADAM_M, meta["step"], names)
+    return weights, m, _read_group(state_dir, ADAM_V, meta["step"], names), meta
 
 
 def read_state(state_dir: str) -> tuple[dict, dict]:
@@ -408,36 +457,42 @@ def read_state(state_dir: str) -> tuple[dict, dict]:
 
 def _save_npz(path: str, arrays: dict) -> None:
     tmp = path + ".tmp.npz"
-    np.savez(tmp, **arrays)
+    np.savez_compressed(tmp, **arrays)  # 6% off the weights
     os.replace(tmp, path)
 
 
 def write_state(out_dir: str, state: dict, meta: dict, shard_bytes: int = SHARD_BYTES) -> list[str]:
-    """Writes the weights as float32 and Adam's moments rounded to bfloat16
-    (as the committed checkpoint keeps them, `hwtf.packed`) by weight name:
-    `weights.npz`, `adam_m.npz` and `adam_v.npz`, each split into
-    `NAME-1.npz`, ... where it would pass `shard_bytes`, every file marked
-    with the step and the group's number of files; then `meta.json` (the
-    model config, `step`, `iterations`, `skipped`, `learning_rate`, and the
-    stint's `log`). Each file is replaced whole, `meta.json` last: a kill
-    mid-write leaves the last complete state's meta (a reader checks `step`
-    in all files). Returns the file names."""
+    """Writes the weights as float32 and Adam's second moments as log8
+    codes (`to_log8`) by weight name: `weights.npz` and `adam_v.npz`, each
+    split into `NAME-1.npz`, ... where it would pass `shard_bytes`, every
+    file marked with the step and the group's number of files; then
+    `meta.json` (the model config, `step`, `iterations`, `skipped`,
+    `learning_rate`, `first_moments: zeros` and the stint's `log`). Adam's
+    first moments are not written (see LOG8_FLOOR). Each file is replaced
+    whole, `meta.json` last: a kill mid-write leaves the last complete
+    state's meta (a reader checks `step` in all files). Returns the file
+    names."""
     os.makedirs(out_dir, exist_ok=True)
     step = int(meta["step"])
+    names = weight_names(meta["config"]["lstm_layers"])
     written = []
-    for stem, key in ((WEIGHTS, "params"), (ADAM_M, "m"), (ADAM_V, "v")):
-        arrays = {k: np.asarray(state[key][k], np.float32) for k in weight_names(meta["config"]["lstm_layers"])}
-        if key != "params":
-            arrays = {k: to_bfloat16_bits(x) for k, x in arrays.items()}
+    for stem, key in ((WEIGHTS, "params"), (ADAM_V, "v")):
+        arrays = {k: np.asarray(state[key][k], np.float32) for k in names}
+        ranges = {}
+        if key == "v":
+            for k in names:
+                arrays[k], ranges[k + _LOG8_RANGE] = to_log8(arrays[k])
         shards = _shard_names(arrays, shard_bytes)
         for i, shard in enumerate(shards):
             name = state_file(stem, i)
             _save_npz(os.path.join(out_dir, name), {**{k: arrays[k] for k in shard},
+                                                    **{k + _LOG8_RANGE: ranges[k + _LOG8_RANGE]
+                                                       for k in shard if k + _LOG8_RANGE in ranges},
                                                     "__step__": np.asarray(step, np.int64),
                                                     "__shards__": np.asarray(len(shards), np.int64)})
             written.append(name)
     meta = {**meta, "iterations": int(state["iterations"]), "skipped": int(state["skipped"]),
-            "learning_rate": float(state["learning_rate"])}
+            "learning_rate": float(state["learning_rate"]), "first_moments": "zeros"}
     tmp = os.path.join(out_dir, META + ".tmp")
     with open(tmp, "w") as f:
         json.dump(meta, f, indent=1)

@@ -240,20 +240,46 @@ def test_the_state_splits_into_files_a_call_returns_and_reads_back(tmp_path, tin
     files = jax_stint.write_state(str(tmp_path), state, meta, shard_bytes=largest + 1)
     assert sorted(files) == sorted(os.listdir(tmp_path)) and "weights-1.npz" in files and files[-1] == "meta.json"
     assert all(os.path.getsize(tmp_path / f) < largest + 4096 for f in files)
+    # Adam's first moments do not travel; they come back as zeros.
+    assert not any(f.startswith(jax_stint.ADAM_M) for f in files)
     got_w, got_m, got_v, got_meta = jax_stint.read_arrays(str(tmp_path))
-    assert got_meta["iterations"] == 3 and got_meta["skipped"] == 1
+    assert got_meta["iterations"] == 3 and got_meta["skipped"] == 1 and got_meta["first_moments"] == "zeros"
     for name in weights:
         np.testing.assert_array_equal(got_w[name], weights[name])  # exact
-        np.testing.assert_allclose(got_m[name], m[name], rtol=2**-8)  # bfloat16
-        np.testing.assert_allclose(got_v[name], v[name], rtol=2**-8)
-        assert got_m[name].dtype == np.float32
-    with np.load(tmp_path / "adam_m.npz") as first:
-        assert first[next(k for k in first.files if not k.startswith("__"))].dtype == np.uint16
+        np.testing.assert_array_equal(got_m[name], np.zeros_like(m[name]))
+        assert got_m[name].dtype == got_v[name].dtype == np.float32
+        _, (lo, hi) = jax_stint.to_log8(v[name])
+        np.testing.assert_array_less(np.abs(np.log2(got_v[name] / v[name])), (hi - lo) / 508 + 1e-6)
+    with np.load(tmp_path / "adam_v.npz") as first:
+        assert first[next(k for k in first.files if not k.startswith("__") and "@" not in k)].dtype == np.uint8
     # A shard left from another step (a write cut short) is refused by name.
     jax_stint.write_state(str(tmp_path / "later"), state, {**meta, "step": 7}, shard_bytes=largest + 1)
     os.replace(tmp_path / "later" / "weights-1.npz", tmp_path / "weights-1.npz")
     with pytest.raises(ValueError, match="weights-1.npz is of step 7, meta.json of step 5"):
         jax_stint.read_arrays(str(tmp_path))
+
+
+def test_log8_codes_keep_each_second_moment_and_adams_step_within_their_bounds():
+    rng = np.random.default_rng(0)
+    v = (np.square(rng.normal(0, 1e-3, 20000)) * np.exp2(rng.uniform(-40, 0, 20000))).astype(np.float32)
+    v[:10], v[10] = 0.0, 2.0**-80  # never updated; under the floor
+    codes, (lo, hi) = jax_stint.to_log8(v)
+    assert codes.dtype == np.uint8 and lo == jax_stint.LOG8_FLOOR and np.unique(codes).size > 200
+    back = jax_stint.from_log8(codes, np.array([lo, hi]))
+    assert np.all(back[:10] == 0) and back[10] == np.float32(2.0**lo)
+    kept = v > 2.0**lo
+    ratio = np.abs(np.log2(back[kept] / v[kept]))
+    assert ratio.max() <= (hi - lo) / 508 + 1e-6 and ratio.max() > (hi - lo) / 1000  # the bound, and no better
+    # Adam's step, m / (sqrt(v) + epsilon), moves by at most half as much
+    # (and a moment under the floor moves it by less than 1%).
+    m = rng.normal(0, 1e-3, v.shape)
+    step = lambda second: m / (np.sqrt(second.astype(np.float64)) + jax_stint.EPSILON)
+    assert np.max(np.abs(np.log2(step(back)[10:] / step(v)[10:]))) <= (hi - lo) / 1016 + 1e-6
+    assert abs(step(back)[10] / step(v)[10] - 1) < 0.01
+    zeros, _ = jax_stint.to_log8(np.zeros(3, np.float32))
+    assert np.all(jax_stint.from_log8(zeros, np.zeros(2)) == 0)
+    with pytest.raises(ValueError, match="non-negative finite"):
+        jax_stint.to_log8(np.array([1.0, -1e-9], np.float32))
 
 
 def test_synthetic_capitals_join_the_epoch_within_the_alphabet():
