@@ -42,7 +42,7 @@ from hwtf import jax_stint
 FLAGS = flags.FLAGS
 
 
-def _variables(model) -> dict:
+def named_weights(model) -> dict:
     """The model's weights by `jax_stint.weight_names`."""
     stack = model.stack
     if not stack.conditional:
@@ -67,7 +67,7 @@ def _slots(optimizer, variable):
 def state_arrays(trainer) -> tuple[dict, dict, dict]:
     """`(weights, m, v)`: float32 numpy arrays by weight name."""
     weights, m, v = {}, {}, {}
-    for name, variable in _variables(trainer.model).items():
+    for name, variable in named_weights(trainer.model).items():
         first, second = _slots(trainer.optimizer, variable)
         weights[name] = variable.numpy().astype(np.float32)
         m[name], v[name] = first.numpy().astype(np.float32), second.numpy().astype(np.float32)
@@ -76,7 +76,7 @@ def state_arrays(trainer) -> tuple[dict, dict, dict]:
 
 def load_state(trainer, weights: dict, m: dict, v: dict, iterations: int, step: int, skipped: int) -> None:
     """Assigns arrays from `state_arrays` (or a JAX stint) to the trainer."""
-    for name, variable in _variables(trainer.model).items():
+    for name, variable in named_weights(trainer.model).items():
         first, second = _slots(trainer.optimizer, variable)
         for target, source, what in ((variable, weights, "weights"), (first, m, "Adam's m"), (second, v, "Adam's v")):
             if name not in source:

@@ -57,6 +57,24 @@ def _rows(array: np.ndarray, starts: list[int], units: int, new_units: int) -> n
     return np.concatenate(pieces, 0)
 
 
+def reading_rows(name: str, rows: int, layers: int, units: int) -> dict[int, int]:
+    """`{n: first row}` of the rows of weight `name` (`rows` of them) that
+    read layer n's h, `units` rows from there: a layer's own recurrence
+    (all its rows), an upper layer's kernel (the layer below's, its last
+    rows), the window (the first layer's) and the mixture head (every
+    layer's, in order)."""
+    n = int(name.rsplit("_", 1)[1]) if name.startswith(("kernel_", "recurrent_kernel_")) else None
+    if name.startswith("recurrent_kernel_"):
+        return {n: 0}
+    if name.startswith("kernel_") and n > 0:
+        return {n - 1: rows - units}
+    if name == "window_kernel":
+        return {0: 0}
+    if name == "head_kernel":
+        return {layer: layer * units for layer in range(layers)}
+    return {}
+
+
 def widen_arrays(weights: dict, m: dict, v: dict, layers: int, units: int, new_units: int,
                  rng: np.random.Generator) -> tuple[dict, dict, dict]:
     """`stint_state.state_arrays`' weights and Adam moments of a network of
@@ -69,9 +87,6 @@ def widen_arrays(weights: dict, m: dict, v: dict, layers: int, units: int, new_u
     for name in weights:
         arrays = (weights[name], m[name], v[name])
         if name.startswith(("kernel_", "recurrent_kernel_", "bias_")):
-            n = int(name.rsplit("_", 1)[1])
-            kernel = name.startswith("kernel_")
-            recurrent = name.startswith("recurrent_")
             for which, array in enumerate(arrays):
                 if name.startswith("bias_"):
                     # The starting biases: forget gates open, the rest zero.
@@ -81,25 +96,29 @@ def widen_arrays(weights: dict, m: dict, v: dict, layers: int, units: int, new_u
                 inputs = array.shape[0]
                 scale = NEW_WEIGHT_SCALE * np.sqrt(6.0 / (inputs + 4 * new_units))
                 fill = (lambda shape, gate: rng.uniform(-scale, scale, shape).astype(np.float32)) if which == 0 else zeros
-                widened = _gates(array, units, new_units, fill)
-                # Rows that read an old layer's h get new zero rows: its own
-                # recurrence (all rows), the layer below's h in an upper
-                # layer's kernel (its last `units` rows).
-                if recurrent:
-                    widened = _rows(widened, [0], units, new_units)
-                elif kernel and n > 0:
-                    widened = _rows(widened, [inputs - units], units, new_units)
-                out[which][name] = widened
-        elif name == "window_kernel":  # [H, 3K], reads the first layer's h
+                # Rows that read an old layer's h get new zero rows.
+                starts = list(reading_rows(name, inputs, layers, units).values())
+                out[which][name] = _rows(_gates(array, units, new_units, fill), starts, units, new_units)
+        else:  # the window and the head read h; their biases nothing (a copy)
             for which, array in enumerate(arrays):
-                out[which][name] = _rows(array, [0], units, new_units)
-        elif name == "head_kernel":  # [L*H, P], reads every layer's h
-            for which, array in enumerate(arrays):
-                out[which][name] = _rows(array, [n * units for n in range(layers)], units, new_units)
-        else:  # window_bias, head_bias: nothing reads h
-            for which, array in enumerate(arrays):
-                out[which][name] = array.copy()
+                starts = list(reading_rows(name, array.shape[0], layers, units).values())
+                out[which][name] = _rows(array, starts, units, new_units)
     return out
+
+
+def unit_scales(weights: dict, layers: int, old_units: int, units: int) -> list[tuple[float, float]]:
+    """For a network of `units` a layer widened from `old_units`: per layer,
+    the root mean square of the weights out of its first `old_units` units
+    and out of the rest (`reading_rows`: into its recurrence, the layer
+    above, the window and the head). The new units' start at zero and grow
+    as training uses them."""
+    old, new = [[] for _ in range(layers)], [[] for _ in range(layers)]
+    for name, array in weights.items():
+        for n, start in reading_rows(name, array.shape[0], layers, units).items():
+            old[n].append(array[start : start + old_units].ravel())
+            new[n].append(array[start + old_units : start + units].ravel())
+    rms = lambda parts: float(np.sqrt(np.mean(np.square(np.concatenate(parts)))))  # noqa: E731
+    return [(rms(o), rms(w)) for o, w in zip(old, new)]
 
 
 def widen(train_dir: str, new_units: int, out_dir: str, seed: int = 0) -> str:

@@ -873,10 +873,28 @@ def test_widen_writes_as_the_run_did_and_trains_on(ci_run, tmp_path):
     head = wide.head.dense.kernel.numpy()
     new_rows = np.concatenate([head[n * 48 + 32 : (n + 1) * 48] for n in range(2)])
     assert not np.any(new_rows) and np.any(wide.stack.recurrent_kernels[0].numpy()[:, 32:48])
+    # Every weight out of the new units is zero (into the recurrence, the
+    # layer above, the window and the head); those out of the old are not.
+    from hwtf.stint_state import named_weights
+    from hwtf.widen import unit_scales
+
+    def scales(model):
+        return unit_scales({k: v.numpy() for k, v in named_weights(model).items()}, 2, 32, 48)
+
+    assert all(new == 0 < old for old, new in scales(wide)), scales(wide)
 
     log = _run(_train_command(wide_dir, "--lstm_units=48", "--steps=45", "--export_dir=", "--image_every=0",
                               "--eval_every=1000"))
     assert re.search(r"resumed from .*ckpt-40 at step 40", log), log[-2000:]
     assert np.isfinite(_logged_losses(log)[45])
-    trained = restored(wide_config, tf.train.latest_checkpoint(wide_dir)).head.dense.kernel.numpy()
-    assert np.any(np.concatenate([trained[n * 48 + 32 : (n + 1) * 48] for n in range(2)]))
+    trained = restored(wide_config, tf.train.latest_checkpoint(wide_dir))
+    head = trained.head.dense.kernel.numpy()
+    assert np.any(np.concatenate([head[n * 48 + 32 : (n + 1) * 48] for n in range(2)]))
+    # docs/new_units.py reads the same: the new units' weights have grown,
+    # still well short of the old units'.
+    assert all(0 < new < old / 2 for old, new in scales(trained)), scales(trained)
+    said = subprocess.run([sys.executable, "docs/new_units.py", f"--model={wide_dir}", "--old_units=32"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120).stdout
+    rows = [line.split() for line in said.splitlines() if re.match(r"\s*\d+ ", line)]
+    assert len(rows) == 2 and all(float(r[3]) == pytest.approx(new / old, abs=1e-3)
+                                  for r, (old, new) in zip(rows, scales(trained))), said
