@@ -49,7 +49,7 @@ def test_loss_and_gradient_are_the_tensorflow_models(tiny_config):
 
     trainer = _trainer(tiny_config)
     batch = _batch(tiny_config)
-    variables = stint_state._variables(trainer.model)
+    variables = stint_state.named_weights(trainer.model)
     with tf.GradientTape() as tape:
         result = nll(trainer.model, {k: tf.constant(v) for k, v in batch.items()})
     grads = dict(zip(variables, tape.gradient(result["nll_sum"], list(variables.values()))))
