@@ -37,7 +37,7 @@ def main(argv):
     from hwtf.evaluate import checkpoint_model
     from hwtf.model import ModelConfig, has_ema, read_weights
     from hwtf.stint_state import named_weights
-    from hwtf.widen import reading_rows
+    from hwtf.widen import outgoing
 
     if not FLAGS.start:
         raise app.UsageError("--start: the training folder the stint began from")
@@ -55,21 +55,16 @@ def main(argv):
         raise app.UsageError(f"--start={FLAGS.start} is another network than --end's")
 
     def report(what, select):
-        dw = np.concatenate([select(k, w[k] - s[k]) for k in s])
-        da = np.concatenate([select(k, a[k] - s[k]) for k in s])
+        dw, da = select({k: w[k] - s[k] for k in s}), select({k: a[k] - s[k] for k in s})
         print(f"{what}: the average keeps {dw @ da / (dw @ dw):.3f} of the weights' change "
               f"(rms {np.sqrt(np.mean(dw**2)):.3g} the weights, {np.sqrt(np.mean(da**2)):.3g} the average)")
 
     print(f"from {FLAGS.start} to {latest}")
-    report(f"all {sum(x.size for x in s.values()):,} weights", lambda k, d: d.ravel())
+    report(f"all {sum(x.size for x in s.values()):,} weights", lambda d: np.concatenate([x.ravel() for x in d.values()]))
     if FLAGS.old_units:
         units, layers = config.lstm_units, config.lstm_layers
-
-        def new_rows(k, d):
-            starts = reading_rows(k, d.shape[0], layers, units).values()
-            return np.concatenate([d[i + FLAGS.old_units : i + units].ravel() for i in starts] or [np.zeros(0)])
-
-        report(f"the weights out of units {FLAGS.old_units} to {units - 1}", new_rows)
+        report(f"the weights out of units {FLAGS.old_units} to {units - 1}",
+               lambda d: np.concatenate(outgoing(d, layers, FLAGS.old_units, units)[1]))
 
 
 if __name__ == "__main__":

@@ -106,19 +106,26 @@ def widen_arrays(weights: dict, m: dict, v: dict, layers: int, units: int, new_u
     return out
 
 
+def outgoing(weights: dict, layers: int, old_units: int, units: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """`(old, new)`: per layer, the weights out of its first `old_units`
+    units and out of the rest (`reading_rows`: into its recurrence, the
+    layer above, the window and the head), each flat, in `weights`' order."""
+    old, new = [[] for _ in range(layers)], [[] for _ in range(layers)]
+    for name, array in weights.items():
+        for n, start in reading_rows(name, array.shape[0], layers, units).items():
+            old[n].append(array[start : start + old_units].ravel())
+            new[n].append(array[start + old_units : start + units].ravel())
+    return [np.concatenate(parts) for parts in old], [np.concatenate(parts) for parts in new]
+
+
 def unit_scales(weights: dict, layers: int, old_units: int, units: int) -> list[tuple[float, float]]:
     """For a network of `units` a layer widened from `old_units`: per layer,
     the root mean square of the weights out of its first `old_units` units
     and out of the rest (`reading_rows`: into its recurrence, the layer
     above, the window and the head). The new units' start at zero and grow
     as training uses them."""
-    old, new = [[] for _ in range(layers)], [[] for _ in range(layers)]
-    for name, array in weights.items():
-        for n, start in reading_rows(name, array.shape[0], layers, units).items():
-            old[n].append(array[start : start + old_units].ravel())
-            new[n].append(array[start + old_units : start + units].ravel())
-    rms = lambda parts: float(np.sqrt(np.mean(np.square(np.concatenate(parts)))))  # noqa: E731
-    return [(rms(o), rms(w)) for o, w in zip(old, new)]
+    rms = lambda x: float(np.sqrt(np.mean(np.square(x))))  # noqa: E731
+    return [(rms(o), rms(n)) for o, n in zip(*outgoing(weights, layers, old_units, units))]
 
 
 def widen(train_dir: str, new_units: int, out_dir: str, seed: int = 0) -> str:
