@@ -5,7 +5,8 @@ and nothing can be installed on it from outside (TensorFlow's wheels with
 their CUDA libraries are tens of times larger than what a call can carry).
 This module is hwtf's synthesis model, loss and update written again in JAX
 and numpy alone (it imports neither TensorFlow nor the rest of hwtf but
-`hwtf.packed`'s bfloat16 rounding, which is numpy), so that
+`hwtf.packed`'s bfloat16 rounding and `hwtf.widen`'s masks of a widening's
+new units, which are numpy), so that
 such a machine can train the run on:
 
 - the model of `hwtf.layers.LSTMStack` with the window and the
@@ -19,7 +20,9 @@ such a machine can train the run on:
   gradient skipped (and counted), then Keras's Adam (`adam_update`); with
   the recipe's weight noise (`--weight_noise`), the gradient taken at the
   weights plus a Gaussian draw (`weight_noises`, JAX's own random numbers)
-  and applied to the weights without it;
+  and applied to the weights without it; with the recipe's
+  `--new_units_rate`, the updates of the new units' weights times it
+  (`hwtf.widen.rate_scales`);
 - batches of lines of similar length from length buckets, as
   `hwtf.data.dataset.make_dataset`, each padded to its bucket's longest line
   so that XLA compiles one step per bucket.
@@ -215,15 +218,20 @@ def nll_sums(params: dict, batch: dict, layers: int, unroll: int = 1, wavefront:
 # -- the update ---------------------------------------------------------------
 
 
-def adam_update(params, m, v, grads, iterations, learning_rate):
-    """Keras 3's `Adam.update_step` for every weight: `(params, m, v)`."""
+def adam_update(params, m, v, grads, iterations, learning_rate, scales=None):
+    """Keras 3's `Adam.update_step` for every weight: `(params, m, v)`; with
+    `scales` (`hwtf.widen.rate_scales`), each update of a weight named there
+    times its scale, as `hwtf.train --new_units_rate` does."""
     import jax.numpy as jnp
 
     t = (iterations + 1).astype(jnp.float32)
     alpha = learning_rate * jnp.sqrt(1.0 - BETA_2**t) / (1.0 - BETA_1**t)
     new_m = {k: m[k] + (grads[k] - m[k]) * (1.0 - BETA_1) for k in params}
     new_v = {k: v[k] + (jnp.square(grads[k]) - v[k]) * (1.0 - BETA_2) for k in params}
-    new_params = {k: params[k] - new_m[k] * alpha / (jnp.sqrt(new_v[k]) + EPSILON) for k in params}
+    update = {k: new_m[k] * alpha / (jnp.sqrt(new_v[k]) + EPSILON) for k in params}
+    for k, scale in (scales or {}).items():
+        update[k] = update[k] * scale
+    new_params = {k: params[k] - update[k] for k in params}
     return new_params, new_m, new_v
 
 
@@ -241,11 +249,12 @@ def make_train_step(layers: int, clipnorm: float, unroll: int = 1, wavefront: bo
     """A compiled update `(state, batch[, noise_key]) -> (state, metrics)`;
     `state` is the dict `params, m, v, iterations, skipped, learning_rate`.
     With `weight_noise` > 0 the gradient is taken at the weights plus
-    `weight_noises(params, weight_noise, noise_key)` (a key each step)."""
+    `weight_noises(params, weight_noise, noise_key)` (a key each step).
+    `scales`, where given, multiply the updates (`adam_update`)."""
     import jax
     import jax.numpy as jnp
 
-    def step(state, batch, noise_key=None):
+    def step(state, batch, noise_key=None, scales=None):
         at = state["params"]
         if weight_noise:
             if noise_key is None:
@@ -263,7 +272,7 @@ def make_train_step(layers: int, clipnorm: float, unroll: int = 1, wavefront: bo
         scale = clipnorm / jnp.maximum(norm, clipnorm) if clipnorm else 1.0  # tf.clip_by_global_norm
         clipped = {k: g * scale for k, g in grads.items()}
         params, m, v = adam_update(state["params"], state["m"], state["v"], clipped, state["iterations"],
-                                   state["learning_rate"])
+                                   state["learning_rate"], scales)
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
         new_state = {
             "params": keep(params, state["params"]),
@@ -519,6 +528,13 @@ def train(state_dir: str, out_dir: str, minutes: float, steps: int = 0, batch_si
     batches = Batches(data, config["normalizer"], batch_size, buckets,
                       seed=seed * 1_000_003 + int(meta["step"]))
     noise = float(recipe.get("weight_noise", 0.0))
+    scales = None
+    if recipe.get("new_units_from") and recipe.get("new_units_rate", 1.0) != 1.0:
+        from hwtf.widen import rate_scales
+
+        scales = {k: jax.device_put(x) for k, x in rate_scales(
+            {k: p.shape for k, p in state["params"].items()}, config["lstm_layers"], recipe["new_units_from"],
+            config["lstm_units"], recipe["new_units_rate"]).items()}
     train_step = make_train_step(config["lstm_layers"], recipe["clipnorm"], unroll, wavefront, noise)
     # hwtf.train's WEIGHT_NOISE_SALT, not imported (it would import TensorFlow).
     noise_seed = jax.random.PRNGKey(seed * 1_000_003 + 0x776E)
@@ -527,7 +543,8 @@ def train(state_dir: str, out_dir: str, minutes: float, steps: int = 0, batch_si
             "batch_size": batch_size}
     log(f"jax {jax.__version__} on {meta['device']}: step {step}, {len(batches.lengths)} lines, "
         f"batch {batch_size}, buckets padded to {sorted(batches.ceilings.values())}"
-        + (f", weight noise {noise:g}" if noise else ""))
+        + (f", weight noise {noise:g}" if noise else "")
+        + (f", units past {recipe['new_units_from']} at {recipe['new_units_rate']:g} times the rate" if scales else ""))
     deadline = start_time + 60 * minutes
     last_save = last_log = time.time()
     window = []
@@ -535,10 +552,8 @@ def train(state_dir: str, out_dir: str, minutes: float, steps: int = 0, batch_si
     for batch in batches:
         length = batch["offsets"].shape[1]
         began = time.time()
-        if noise:
-            state, metrics = train_step(state, batch, jax.random.fold_in(noise_seed, step))
-        else:
-            state, metrics = train_step(state, batch)
+        key = jax.random.fold_in(noise_seed, step) if noise else None
+        state, metrics = train_step(state, batch, key, scales)
         if length not in compiled:  # XLA compiles a step for each new length
             jax.block_until_ready(metrics)
             compiled.add(length)

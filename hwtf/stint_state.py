@@ -180,7 +180,8 @@ def export_state(state_dir: str) -> dict:
         "recipe": {"batch_size": FLAGS.batch_size, "length_buckets": FLAGS.length_buckets,
                    "clipnorm": FLAGS.clipnorm, "weight_noise": FLAGS.weight_noise, "max_length": FLAGS.max_length,
                    "capitals_repeat": FLAGS.capitals_repeat, "synthetic_capitals": FLAGS.synthetic_capitals,
-                   "synthetic_capitals_text": FLAGS.synthetic_capitals_text},
+                   "synthetic_capitals_text": FLAGS.synthetic_capitals_text,
+                   "new_units_from": FLAGS.new_units_from, "new_units_rate": FLAGS.new_units_rate},
         "log": [],
     }
     state = {"params": weights, "m": m, "v": v, "iterations": int(trainer.optimizer.iterations.numpy()),

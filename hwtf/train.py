@@ -82,6 +82,11 @@ def define_flags() -> None:
                        "for each update's gradient, drawn anew each step (Graves 2013's fixed weight noise, "
                        "a regulariser; the update itself applies to the weights without it; 0 = off). A trained "
                        "3x512 model loses 7 nats a line at 0.001, 510 at 0.01 (docs/weight_noise_sensitivity.py).")
+    flags.DEFINE_integer("new_units_from", 0, "With --new_units_rate: the units a layer the run had before it was "
+                         "widened (python -m hwtf.widen); the units past them are the new ones (0 = none).")
+    flags.DEFINE_float("new_units_rate", 1.0, "Multiply every update of the new units' weights (their gates' and those "
+                       "out of them) by this: a widening's new units start with zero weights out of them, and Adam "
+                       "moves a weight by about the learning rate an update at most.")
     flags.DEFINE_enum("teacher_forcing", "constant", ["constant", "linear", "exponential", "inverse_sigmoid"], "Scheduled-sampling schedule of the teacher-forcing probability.")
     flags.DEFINE_float("teacher_forcing_floor", 1.0, "Probability the schedule decays to (constant: the value).")
     flags.DEFINE_integer("teacher_forcing_steps", 10000, "Steps over which the schedule decays from 1 to the floor.")
@@ -246,11 +251,18 @@ class Trainer:
     one draw for the whole batch and every replica, from the seed and the
     step, so that a resumed run draws what it would have), and applied to
     the weights without it (the noise is taken away exactly).
+
+    With `new_units_from` (the units a layer before a widening, `hwtf.widen`)
+    every update of the weights of the units past them (their gates' and
+    those out of them: `hwtf.widen.new_unit_mask`) is `new_units_rate` times
+    what the optimizer makes it, as if they alone had that multiple of the
+    learning rate: new units start with zero weights out of them, and Adam
+    moves a weight by about the rate an update at most.
     """
 
     def __init__(self, config, strategy, optimizer: str = "adam", learning_rate=1e-3, clipnorm: float = 10.0,
                  gradients: str = "handwritten", layout: str = "layered", ema_decay: float = 0.0,
-                 weight_noise: float = 0.0):
+                 weight_noise: float = 0.0, new_units_from: int = 0, new_units_rate: float = 1.0):
         import keras
         import numpy as np
         import tensorflow as tf
@@ -263,6 +275,12 @@ class Trainer:
         if not (math.isfinite(weight_noise) and weight_noise >= 0):
             raise ValueError(f"weight_noise={weight_noise}: must be a standard deviation, 0 (off) or more")
         self.weight_noise = float(weight_noise)
+        if not (math.isfinite(new_units_rate) and new_units_rate > 0):
+            raise ValueError(f"new_units_rate={new_units_rate}: must be a positive multiple of the learning rate")
+        if new_units_from and config.model != "synthesis":
+            raise ValueError(f"new_units_from={new_units_from}: for the synthesis model (a widened one) only")
+        if new_units_from and not 0 < new_units_from < config.lstm_units:
+            raise ValueError(f"new_units_from={new_units_from}: the network has {config.lstm_units} units a layer")
         with strategy.scope():
             self.model = config.build_model()
             self.model.stack.gradients = gradients  # how the recurrences are differentiated
@@ -277,6 +295,18 @@ class Trainer:
             else:
                 raise ValueError(f"unknown optimizer {optimizer!r}")
             self.optimizer.build(self.model.trainable_variables)
+            # (variable, the multiple of each of its updates): the weights of
+            # a widening's new units, at `new_units_rate` times the rate.
+            self.rate_scales = []
+            if new_units_from and new_units_rate != 1.0:
+                from hwtf.stint_state import named_weights
+                from hwtf.widen import rate_scales
+
+                named = named_weights(self.model)
+                scales = rate_scales({k: tuple(v.shape) for k, v in named.items()}, config.lstm_layers,
+                                     new_units_from, config.lstm_units, new_units_rate)
+                self.rate_scales = [(named[k], tf.constant(scale)) for k, scale in scales.items()]
+                self.new_unit_weights = int(sum(np.sum(scale != 1.0) for scale in scales.values()))
             self.step = tf.Variable(0, dtype=tf.int64, name="step", trainable=False)
             self.skipped = tf.Variable(0, dtype=tf.int64, name="skipped_updates", trainable=False)
             self.best = tf.Variable(np.inf, dtype=tf.float64, name="best_valid_nll", trainable=False)
@@ -373,7 +403,12 @@ class Trainer:
 
         def apply():
             clipped, _ = tf.clip_by_global_norm(grads, self.clipnorm, use_norm=norm)
+            before = [tf.identity(v) for v, _ in self.rate_scales]
             self.optimizer.apply_gradients(zip(clipped, variables))
+            # Adam's and RMSProp's updates are the rate times a direction: a
+            # weight whose update is scaled moves as at that multiple of it.
+            for (v, scale), start in zip(self.rate_scales, before):
+                v.assign(start + scale * (v - start))
             if self.ema_model is not None:
                 self._update_ema()
             return tf.constant(0, tf.int64)
@@ -457,6 +492,10 @@ def validate_flags() -> None:
         raise app.UsageError(f"--ema_decay={FLAGS.ema_decay:g}: must be in [0, 1) (0 = no average)")
     if not (math.isfinite(FLAGS.weight_noise) and FLAGS.weight_noise >= 0):
         raise app.UsageError(f"--weight_noise={FLAGS.weight_noise:g}: must be a standard deviation, 0 (off) or more")
+    if not (math.isfinite(FLAGS.new_units_rate) and FLAGS.new_units_rate > 0):
+        raise app.UsageError(f"--new_units_rate={FLAGS.new_units_rate:g}: must be a positive multiple of the rate")
+    if FLAGS.new_units_from < 0:
+        raise app.UsageError(f"--new_units_from={FLAGS.new_units_from}: must be units a layer, or 0 (none)")
     if not 0.0 <= FLAGS.teacher_forcing_floor <= 1.0:
         raise app.UsageError(f"--teacher_forcing_floor={FLAGS.teacher_forcing_floor:g}: must be in [0, 1]")
     from hwtf import cli
@@ -862,8 +901,15 @@ def main(argv):
     # A non-chief worker saves its checkpoints (a collective step) to scratch.
     save_dir = FLAGS.train_dir if chief else os.path.join(FLAGS.train_dir, f"worker-{strategy.cluster_resolver.task_id}-scratch")
     lr = learning_rate(FLAGS.lr_schedule, FLAGS.learning_rate, FLAGS.steps, FLAGS.lr_decay_steps, FLAGS.lr_decay_rate)
+    if FLAGS.new_units_from and (config.model != "synthesis" or not 0 < FLAGS.new_units_from < config.lstm_units):
+        raise app.UsageError(f"--new_units_from={FLAGS.new_units_from}: must be fewer units a layer than the "
+                             f"{config.model} network's {config.lstm_units}, in a synthesis network")
     trainer = Trainer(config, strategy, FLAGS.optimizer, lr, FLAGS.clipnorm, layout=FLAGS.layout,
-                      ema_decay=FLAGS.ema_decay, weight_noise=FLAGS.weight_noise)
+                      ema_decay=FLAGS.ema_decay, weight_noise=FLAGS.weight_noise,
+                      new_units_from=FLAGS.new_units_from, new_units_rate=FLAGS.new_units_rate)
+    if trainer.rate_scales:
+        logging.info("the units past the first %d a layer learn at %g times the rate (%d weights)",
+                     FLAGS.new_units_from, FLAGS.new_units_rate, trainer.new_unit_weights)
     if FLAGS.weight_noise:
         logging.info("weight noise: each update's gradient at the weights plus Gaussian noise of deviation %g",
                      FLAGS.weight_noise)

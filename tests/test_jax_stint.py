@@ -17,13 +17,13 @@ from conftest import random_batch
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _trainer(config, learning_rate=1e-2, clipnorm=10.0):
+def _trainer(config, learning_rate=1e-2, clipnorm=10.0, **kwargs):
     import keras
 
     from hwtf.train import Trainer
 
     keras.utils.set_random_seed(3)
-    return Trainer(config, tf.distribute.get_strategy(), "adam", learning_rate, clipnorm)
+    return Trainer(config, tf.distribute.get_strategy(), "adam", learning_rate, clipnorm, **kwargs)
 
 
 def _jax_state(trainer):
@@ -90,22 +90,28 @@ def test_the_wavefront_computes_what_one_scan_per_layer_does(tiny_config, layers
                                    atol=1e-5 * float(np.abs(grads[1][name]).max() + 1e-6), err_msg=name)
 
 
-def test_updates_are_the_tensorflow_trainers(tiny_config):
+@pytest.mark.parametrize("new_units_rate", [1.0, 5.0])
+def test_updates_are_the_tensorflow_trainers(tiny_config, new_units_rate):
     """Three updates, the second with its gradient clipped, from the same
     weights and Adam state give the same weights, moments and losses (with
-    three layers, as the campaign's model)."""
+    three layers, as the campaign's model), the new units' at their
+    multiple of the rate too (`--new_units_rate`)."""
     pytest.importorskip("jax")
+    from hwtf.widen import rate_scales
+
     tiny_config = dataclasses.replace(tiny_config, lstm_layers=3)
 
-    trainer = _trainer(tiny_config, learning_rate=1e-2, clipnorm=10.0)
+    trainer = _trainer(tiny_config, learning_rate=1e-2, clipnorm=10.0, new_units_from=12,
+                       new_units_rate=new_units_rate)
     state = _jax_state(trainer)
+    scales = rate_scales({k: p.shape for k, p in state["params"].items()}, 3, 12, 16, new_units_rate)
     step = jax_stint.make_train_step(tiny_config.lstm_layers, 10.0)
     for i in range(3):
         batch = _batch(tiny_config, seed=i)
         if i == 1:  # a batch whose gradient norm exceeds the clip
             batch["offsets"][..., :2] *= 30.0
         tf_result = trainer.train({k: tf.constant(v) for k, v in batch.items()}, 1.0, 0)
-        state, metrics = step(state, batch)
+        state, metrics = step(state, batch, scales=scales if new_units_rate != 1.0 else None)
         np.testing.assert_allclose(float(metrics["loss"]), float(tf_result["loss"]), rtol=1e-5)
         np.testing.assert_allclose(float(metrics["grad_norm"]), float(tf_result["grad_norm"]), rtol=1e-4)
         if i == 1:
@@ -317,14 +323,15 @@ def test_a_jax_stint_continues_the_run_and_training_resumes_from_it(tmp_path):
     _cli("-m", "hwtf.train", *flags, "--steps=10", "--export_dir=", "--image_every=0")
     # --capitals_repeat reaches the stint's lines (train.epoch_lines; the synthetic set has no capitals in a row)
     _cli("-m", "hwtf.stint_state", "export", *flags, f"--state={state}", "--capitals_repeat=2",
-         "--weight_noise=0.01")
+         "--weight_noise=0.01", "--new_units_from=24", "--new_units_rate=3")
     meta = json.loads((state / jax_stint.META).read_text())
     assert meta["step"] == 10 and meta["iterations"] == 10 and meta["recipe"]["batch_size"] == 8
     assert meta["recipe"]["capitals_repeat"] == 2 and meta["recipe"]["weight_noise"] == 0.01
+    assert meta["recipe"]["new_units_from"] == 24 and meta["recipe"]["new_units_rate"] == 3
     assert np.load(state / jax_stint.state_file(jax_stint.WEIGHTS))["kernel_0"].dtype == np.float32
 
     stint_log = _cli("-m", "hwtf.jax_stint", f"--state={state}", f"--out={out}", "--steps=30", "--log_every=5")
-    assert "weight noise 0.01" in stint_log
+    assert "weight noise 0.01" in stint_log and "units past 24 at 3 times the rate" in stint_log
     trained = json.loads((out / jax_stint.META).read_text())
     losses = [e["loss"] for e in trained["log"]]
     assert trained["step"] == 40 and [e["step"] for e in trained["log"]] == list(range(15, 45, 5))

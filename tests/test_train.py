@@ -841,6 +841,59 @@ def test_a_step_in_the_wavefront_layout_updates_as_the_layered_one(tiny_config):
         np.testing.assert_allclose(b, a, atol=1e-5)
 
 
+def test_the_new_units_masks_are_what_widening_added(tiny_config):
+    """`hwtf.widen.new_unit_mask` marks exactly the weights that widening
+    added; the rest are the narrower network's, in order."""
+    import dataclasses
+
+    from hwtf.stint_state import state_arrays
+    from hwtf.train import Trainer
+    from hwtf.widen import new_unit_mask, rate_scales, widen_arrays
+
+    config = dataclasses.replace(tiny_config, lstm_layers=3)
+    narrow, m, v = state_arrays(Trainer(config, tf.distribute.get_strategy(), "adam", 1e-2))
+    wide = widen_arrays(narrow, m, v, 3, 16, 20, np.random.default_rng(0))[0]
+    for name, array in wide.items():
+        mask = new_unit_mask(name, array.shape, 3, 16, 20)
+        assert mask.sum() == array.size - narrow[name].size, name
+        np.testing.assert_array_equal(array[~mask], narrow[name].ravel(), err_msg=name)
+    scales = rate_scales({k: a.shape for k, a in wide.items()}, 3, 16, 20, 7.0)
+    assert sorted(scales) == sorted(k for k in wide if k not in ("window_bias", "head_bias"))
+    assert all(set(np.unique(s)) == {1.0, 7.0} for s in scales.values())
+
+
+def test_new_units_learn_at_their_multiple_of_the_rate(tiny_config):
+    """--new_units_rate: an update of the new units' weights is that
+    multiple of the update the optimizer makes; every other weight's is the
+    optimizer's own."""
+    from hwtf.stint_state import named_weights
+    from hwtf.train import Trainer
+    from hwtf.widen import new_unit_mask
+
+    strategy = tf.distribute.get_strategy()
+    for bad in (dict(new_units_from=16), dict(new_units_from=10, new_units_rate=0.0)):
+        with pytest.raises(ValueError, match="new_units_"):
+            Trainer(tiny_config, strategy, "adam", 1e-2, new_units_from=bad["new_units_from"],
+                    new_units_rate=bad.get("new_units_rate", 3.0))
+    plain = Trainer(tiny_config, strategy, "adam", 1e-2, clipnorm=1.0)
+    faster = Trainer(tiny_config, strategy, "adam", 1e-2, clipnorm=1.0, new_units_from=10, new_units_rate=3.0)
+    assert faster.new_unit_weights == sum(
+        int(new_unit_mask(k, tuple(w.shape), 2, 10, 16).sum()) for k, w in named_weights(faster.model).items())
+    faster.model.set_weights(plain.model.get_weights())
+    before = {k: w.numpy().copy() for k, w in named_weights(plain.model).items()}
+    batch = random_batch(np.random.default_rng(4), [12, 9], [4, 3])
+    for trainer in (plain, faster):
+        trainer.train(batch, 1.0, seed=0)
+    moved = {}
+    for trainer in (plain, faster):
+        moved[trainer] = {k: w.numpy() - before[k] for k, w in named_weights(trainer.model).items()}
+    for name, step in moved[plain].items():
+        mask = new_unit_mask(name, step.shape, 2, 10, 16)
+        assert np.any(step[mask] != 0) or not mask.any(), name
+        np.testing.assert_allclose(moved[faster][name], np.where(mask, 3.0, 1.0) * step, rtol=1e-4,
+                                   atol=1e-7, err_msg=name)
+
+
 def test_widen_writes_as_the_run_did_and_trains_on(ci_run, tmp_path):
     """`python -m hwtf.widen`: the run's checkpoint with more units a layer
     scores a batch as the narrow one does (the new units' outgoing weights
