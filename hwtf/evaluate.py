@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 
@@ -77,12 +78,19 @@ def _scorer(path: str):
     return config, model_scorer(config, model)
 
 
+def _step_of(checkpoint: str) -> int:
+    """N of a checkpoint prefix `.../ckpt-N` (-1 for another name)."""
+    found = re.search(r"-(\d+)$", checkpoint)
+    return int(found.group(1)) if found else -1
+
+
 def checkpoint_model(path: str):
     """`(config, model, checkpoint)`: the model of training directory `path`
     with the weights of its best checkpoint, else its latest, else its
-    newest `ckpt-N` (their moving average where the run kept one); a
-    committed stint's packed checkpoint (checkpoints/iamondb) is unpacked
-    outside it, so that reading it writes nothing into the repository, and
+    newest `ckpt-N` (their moving average where the run kept one), or a
+    committed stint's packed checkpoint (checkpoints/iamondb) where that is
+    newer still, as training resumes from it; that is unpacked outside the
+    folder, so that reading it writes nothing into the repository, and
     removed once read."""
     import tensorflow as tf
 
@@ -94,16 +102,19 @@ def checkpoint_model(path: str):
         raise app.UsageError(f"--model={path}: neither a SavedModel nor a training directory (no config.json)")
     config = ModelConfig.load(config_path)
     model = config.build_model()
-    checkpoint = tf.train.latest_checkpoint(os.path.join(path, "best")) or tf.train.latest_checkpoint(path)
-    if checkpoint is None:
-        # `ckpt-N` files without a `checkpoint` state file (copied by
-        # hand): the newest, as training's `run_checkpoints` reads them.
-        numbered = packed.checkpoint_prefixes(path)
-        checkpoint = numbered[max(numbered)] if numbered else None
+    checkpoint = tf.train.latest_checkpoint(os.path.join(path, "best"))
     unpacked_dir = None
-    if checkpoint is None and packed.packed_checkpoints(path):
-        unpacked_dir = tempfile.mkdtemp(prefix="hwtf-unpacked-")
-        checkpoint = packed.unpack_into(path, out_dir=unpacked_dir)
+    if checkpoint is None:
+        checkpoint = tf.train.latest_checkpoint(path)
+        if checkpoint is None:
+            # `ckpt-N` files without a `checkpoint` state file (copied by
+            # hand): the newest, as training's `run_checkpoints` reads them.
+            numbered = packed.checkpoint_prefixes(path)
+            checkpoint = numbered[max(numbered)] if numbered else None
+        newest_packed = max(packed.packed_checkpoints(path), default=None)
+        if newest_packed is not None and (checkpoint is None or newest_packed > _step_of(checkpoint)):
+            unpacked_dir = tempfile.mkdtemp(prefix="hwtf-unpacked-")
+            checkpoint = packed.unpack_into(path, out_dir=unpacked_dir)
     if checkpoint is None:
         raise app.UsageError(f"--model={path}: no checkpoint")
     try:

@@ -652,7 +652,8 @@ def run_checkpoints(train_dir: str) -> list:
     alone sees none in a `checkpoint` file without timestamps, one written by
     hand, and would start the run again from step 0.) A packed checkpoint
     there (`hwtf.packed`, what docs/save_stint.py commits) is unpacked to
-    `ckpt-N` first, unless the run has gone past it."""
+    `ckpt-N` first, unless the run has gone past it, and is then the latest
+    (a stint's packed checkpoint copied into a run that has older ones)."""
     import tensorflow as tf
 
     from hwtf import packed
@@ -667,6 +668,8 @@ def run_checkpoints(train_dir: str) -> list:
     if not paths:
         numbered = packed.checkpoint_prefixes(train_dir)
         paths = [numbered[n] for n in sorted(numbered)]
+    if unpacked and unpacked not in paths:
+        paths.append(unpacked)
     return paths
 
 

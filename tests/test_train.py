@@ -536,29 +536,39 @@ def test_a_resumed_run_takes_its_constant_learning_rate_from_the_flags(ci_run, t
     assert "resumed from" in log and "the checkpoint's was" not in log
 
 
-@pytest.mark.parametrize("state", ["without timestamps", "missing"])
+@pytest.mark.parametrize("state", ["without timestamps", "missing", "and a newer packed one"])
 def test_a_copied_checkpoint_resumes_at_its_step(ci_run, tmp_path, state):
     # A stint kept by docs/save_stint.py has a hand-written `checkpoint` file
     # (no timestamps), or someone copied only the ckpt files: CheckpointManager
     # alone sees no checkpoint there and the run would start again from step 0.
+    # Or a newer stint's packed checkpoint was copied beside them: the run
+    # goes on from that one.
+    from hwtf import packed
+
     train_dir, _ = ci_run
     copied = tmp_path / "run"
     copied.mkdir()
     for path in glob.glob(os.path.join(train_dir, "ckpt-30.*")) + [os.path.join(train_dir, "config.json")]:
         with open(path, "rb") as src, open(copied / os.path.basename(path), "wb") as dst:
             dst.write(src.read())
-    if state == "without timestamps":
+    step = 30
+    if state != "missing":
         (copied / "checkpoint").write_text('model_checkpoint_path: "ckpt-30"\nall_model_checkpoint_paths: "ckpt-30"\n')
+    if state == "and a newer packed one":
+        packed.pack(os.path.join(train_dir, "ckpt-40"), str(copied / "ckpt-40.packed.npz"))
+        step = 40
     # Scored as it is, it is that checkpoint (the evaluator reads such a
-    # folder as training does).
+    # folder as training does, and leaves it as it was).
     from hwtf.evaluate import checkpoint_model
 
-    assert checkpoint_model(str(copied))[2] == str(copied / "ckpt-30")
+    before = sorted(os.listdir(copied))
+    scored = checkpoint_model(str(copied))[2]
+    assert os.path.basename(scored) == f"ckpt-{step}" and sorted(os.listdir(copied)) == before
     # Resumed in the other layout: a checkpoint is the same in either.
-    log = _run(_train_command(str(copied), "--steps=32", "--layout=wavefront", "--export_dir=", "--image_every=0",
-                              "--eval_every=1000"))
-    assert re.search(r"resumed from .*ckpt-30 at step 30", log), log[-2000:]
-    assert tf.train.latest_checkpoint(str(copied)).endswith("ckpt-32")
+    log = _run(_train_command(str(copied), f"--steps={step + 2}", "--layout=wavefront", "--export_dir=",
+                              "--image_every=0", "--eval_every=1000"))
+    assert re.search(rf"resumed from .*ckpt-{step} at step {step}", log), log[-2000:]
+    assert tf.train.latest_checkpoint(str(copied)).endswith(f"ckpt-{step + 2}")
 
 
 def test_save_stint_keeps_checkpoint_curves_and_notes_and_make_curve_draws_them(ci_run, tmp_path):
