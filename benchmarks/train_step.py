@@ -4,6 +4,7 @@
     python benchmarks/train_step.py --profile   # also where the time goes
     python benchmarks/train_step.py --ema_decays=0,0.998   # with a moving average of the weights
     python benchmarks/train_step.py --weight_noises=0,0.075   # with Gaussian weight noise
+    python benchmarks/train_step.py --units=640 --new_units_rates=1,10   # new units past 512 at 10x the rate
 
 Prints one JSON object: per precision the median seconds per step (after a
 warm-up step that traces), the achieved GFLOP/s (matmul FLOPs of the forward
@@ -39,6 +40,9 @@ flags.DEFINE_list("ema_decays", ["0"], "Moving averages of the weights to keep (
                   "each timed.")
 flags.DEFINE_list("weight_noises", ["0"], "Weight noise standard deviations (hwtf.train --weight_noise; 0 = none), "
                   "each timed.")
+flags.DEFINE_list("new_units_rates", ["1"], "Multiples of the rate for the units past --new_units_from "
+                  "(hwtf.train --new_units_rate; 1 = none), each timed.")
+flags.DEFINE_integer("new_units_from", 512, "With --new_units_rates: the units a layer before the widening.")
 flags.DEFINE_bool("profile", False, "Also profile one step per precision: time by op type.")
 flags.DEFINE_integer("profile_top", 12, "Op types to list with --profile.")
 flags.DEFINE_float("teacher_forcing_p", 1.0, "Teacher-forcing probability (< 1 adds a forward pass).")
@@ -150,13 +154,15 @@ def main(argv):
         "model": f"{FLAGS.layers}x{FLAGS.units} LSTM, K=10, M=20",
         "gflop_per_step": round(flops / 1e9, 1),
     }
-    runs = [(p, g, lay, e, w) for p in FLAGS.precisions for g in FLAGS.gradients for lay in FLAGS.layouts
-            for e in FLAGS.ema_decays for w in FLAGS.weight_noises]
-    for precision, gradients, layout, ema, noise in runs:
+    runs = [(p, g, lay, e, w, r) for p in FLAGS.precisions for g in FLAGS.gradients for lay in FLAGS.layouts
+            for e in FLAGS.ema_decays for w in FLAGS.weight_noises for r in FLAGS.new_units_rates]
+    for precision, gradients, layout, ema, noise, rate in runs:
         keras.mixed_precision.set_global_policy(precision)
         keras.utils.set_random_seed(0)
         trainer = Trainer(config, tf.distribute.get_strategy(), "adam", 1e-4, clipnorm=10.0,
-                          gradients=gradients, layout=layout, ema_decay=float(ema), weight_noise=float(noise))
+                          gradients=gradients, layout=layout, ema_decay=float(ema), weight_noise=float(noise),
+                          new_units_from=FLAGS.new_units_from if float(rate) != 1.0 else 0,
+                          new_units_rate=float(rate))
         start = time.perf_counter()
         trainer.train(batch, FLAGS.teacher_forcing_p, seed=0)
         warmup = time.perf_counter() - start
@@ -167,9 +173,11 @@ def main(argv):
             float(out["loss"])
             times.append(time.perf_counter() - start)
         seconds = float(np.median(times))
-        # Named by precision, and by gradients, layout, average and noise where they are not the defaults alone.
+        # Named by precision, and by gradients, layout, average, noise and new units' rate where they are not
+        # the defaults alone.
         chosen = ((gradients, FLAGS.gradients, ["handwritten"]), (layout, FLAGS.layouts, ["layered"]),
-                  (f"ema_decay={ema}", FLAGS.ema_decays, ["0"]), (f"weight_noise={noise}", FLAGS.weight_noises, ["0"]))
+                  (f"ema_decay={ema}", FLAGS.ema_decays, ["0"]), (f"weight_noise={noise}", FLAGS.weight_noises, ["0"]),
+                  (f"new_units_rate={rate}", FLAGS.new_units_rates, ["1"]))
         name = "/".join([precision] + [x for x, asked, default in chosen if asked != default])
         result[name] = {
             "seconds_per_step": round(seconds, 3),
