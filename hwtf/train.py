@@ -297,7 +297,7 @@ class Trainer:
             self.optimizer.build(self.model.trainable_variables)
             # (variable, the multiple of each of its updates): the weights of
             # a widening's new units, at `new_units_rate` times the rate.
-            self.rate_scales = []
+            self.rate_scales, self.new_unit_weights = [], 0
             if new_units_from and new_units_rate != 1.0:
                 from hwtf.stint_state import named_weights
                 from hwtf.widen import rate_scales
