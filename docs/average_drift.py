@@ -10,7 +10,7 @@ folder, whose latest checkpoint holds the weights and their average. This
 prints the share of the weights' change that the average's change keeps
 (the projection of one on the other), with the root mean square of each,
 over all the weights and over those out of the units beyond
-`--old_units` (a widening's new units; `hwtf.widen.reading_rows`).
+`--old_units` (a widening's new units; `hwtf.unit_weights.reading_rows`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def main(argv):
 
     from hwtf.evaluate import checkpoint_model
     from hwtf.model import ModelConfig, has_ema, read_weights
-    from hwtf.stint_state import named_weights
+    from hwtf.model import named_weights
     from hwtf.widen import outgoing
 
     if not FLAGS.start:

@@ -8,7 +8,7 @@ grows those weights. Adam moves a weight by at most about its learning rate
 an update, so at the campaign's 3e-5 that takes many updates. For each layer
 this prints the root mean square of the weights out of its first
 `--old_units` units (into its own recurrence, the layer above, the window
-and the mixture head: `hwtf.widen.reading_rows`) and out of the rest, and
+and the mixture head: `hwtf.unit_weights.reading_rows`) and out of the rest, and
 their ratio. `--model` is a training folder, a committed stint's included
 (the weights' moving average where it has one, as `hwtf.evaluate` reads it).
 """
@@ -31,7 +31,7 @@ flags.DEFINE_integer("old_units", 512, "The units a layer the network had before
 def main(argv):
     del argv
     from hwtf.evaluate import checkpoint_model
-    from hwtf.stint_state import named_weights
+    from hwtf.model import named_weights
     from hwtf.widen import unit_scales
 
     config, model, checkpoint = checkpoint_model(FLAGS.model)

@@ -5,8 +5,8 @@ and nothing can be installed on it from outside (TensorFlow's wheels with
 their CUDA libraries are tens of times larger than what a call can carry).
 This module is hwtf's synthesis model, loss and update written again in JAX
 and numpy alone (it imports neither TensorFlow nor the rest of hwtf but
-`hwtf.packed`'s bfloat16 rounding and `hwtf.widen`'s masks of a widening's
-new units, which are numpy), so that
+`hwtf.packed`'s bfloat16 rounding and `hwtf.unit_weights`' masks of a
+widening's new units, which are numpy), so that
 such a machine can train the run on:
 
 - the model of `hwtf.layers.LSTMStack` with the window and the
@@ -22,7 +22,7 @@ such a machine can train the run on:
   weights plus a Gaussian draw (`weight_noises`, JAX's own random numbers)
   and applied to the weights without it; with the recipe's
   `--new_units_rate`, the updates of the new units' weights times it
-  (`hwtf.widen.rate_scales`);
+  (`hwtf.unit_weights.rate_scales`);
 - batches of lines of similar length from length buckets, as
   `hwtf.data.dataset.make_dataset`, each padded to its bucket's longest line
   so that XLA compiles one step per bucket.
@@ -220,7 +220,7 @@ def nll_sums(params: dict, batch: dict, layers: int, unroll: int = 1, wavefront:
 
 def adam_update(params, m, v, grads, iterations, learning_rate, scales=None):
     """Keras 3's `Adam.update_step` for every weight: `(params, m, v)`; with
-    `scales` (`hwtf.widen.rate_scales`), each update of a weight named there
+    `scales` (`hwtf.unit_weights.rate_scales`), each update of a weight named there
     times its scale, as `hwtf.train --new_units_rate` does."""
     import jax.numpy as jnp
 
@@ -530,7 +530,7 @@ def train(state_dir: str, out_dir: str, minutes: float, steps: int = 0, batch_si
     noise = float(recipe.get("weight_noise", 0.0))
     scales = None
     if recipe.get("new_units_from") and recipe.get("new_units_rate", 1.0) != 1.0:
-        from hwtf.widen import rate_scales
+        from hwtf.unit_weights import rate_scales
 
         scales = {k: jax.device_put(x) for k, x in rate_scales(
             {k: p.shape for k, p in state["params"].items()}, config["lstm_layers"], recipe["new_units_from"],

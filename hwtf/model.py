@@ -445,3 +445,22 @@ def read_weights(model, path: str) -> bool:
     ema = has_ema(path)
     tf.train.Checkpoint(**{EMA_AVERAGE if ema else "model": model}).read(path).assert_existing_objects_matched().expect_partial()
     return ema
+
+
+def named_weights(model) -> dict:
+    """The synthesis model's weights by `hwtf.jax_stint.weight_names`
+    (`hwtf.unit_weights` tells which belong to which units)."""
+    from hwtf.jax_stint import weight_names
+
+    stack = model.stack
+    if not stack.conditional:
+        raise ValueError("only the synthesis model's weights are named (the JAX stint trains it alone)")
+    named = {}
+    for n in range(stack.lstm_layers):
+        named[f"kernel_{n}"] = stack.kernels[n]
+        named[f"recurrent_kernel_{n}"] = stack.recurrent_kernels[n]
+        named[f"bias_{n}"] = stack.biases[n]
+    named["window_kernel"], named["window_bias"] = stack.window.kernel, stack.window.bias
+    named["head_kernel"], named["head_bias"] = model.head.dense.kernel, model.head.dense.bias
+    assert sorted(named) == sorted(weight_names(stack.lstm_layers))
+    return named

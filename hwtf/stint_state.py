@@ -42,22 +42,6 @@ from hwtf import jax_stint
 FLAGS = flags.FLAGS
 
 
-def named_weights(model) -> dict:
-    """The model's weights by `jax_stint.weight_names`."""
-    stack = model.stack
-    if not stack.conditional:
-        raise ValueError("the JAX stint trains the synthesis model only")
-    named = {}
-    for n in range(stack.lstm_layers):
-        named[f"kernel_{n}"] = stack.kernels[n]
-        named[f"recurrent_kernel_{n}"] = stack.recurrent_kernels[n]
-        named[f"bias_{n}"] = stack.biases[n]
-    named["window_kernel"], named["window_bias"] = stack.window.kernel, stack.window.bias
-    named["head_kernel"], named["head_bias"] = model.head.dense.kernel, model.head.dense.bias
-    assert sorted(named) == sorted(jax_stint.weight_names(stack.lstm_layers))
-    return named
-
-
 def _slots(optimizer, variable):
     """Keras Adam's first and second moments of `variable`."""
     index = optimizer._get_variable_index(variable)
@@ -67,6 +51,8 @@ def _slots(optimizer, variable):
 def state_arrays(trainer) -> tuple[dict, dict, dict]:
     """`(weights, m, v)`: float32 numpy arrays by weight name."""
     weights, m, v = {}, {}, {}
+    from hwtf.model import named_weights
+
     for name, variable in named_weights(trainer.model).items():
         first, second = _slots(trainer.optimizer, variable)
         weights[name] = variable.numpy().astype(np.float32)
@@ -76,6 +62,8 @@ def state_arrays(trainer) -> tuple[dict, dict, dict]:
 
 def load_state(trainer, weights: dict, m: dict, v: dict, iterations: int, step: int, skipped: int) -> None:
     """Assigns arrays from `state_arrays` (or a JAX stint) to the trainer."""
+    from hwtf.model import named_weights
+
     for name, variable in named_weights(trainer.model).items():
         first, second = _slots(trainer.optimizer, variable)
         for target, source, what in ((variable, weights, "weights"), (first, m, "Adam's m"), (second, v, "Adam's v")):

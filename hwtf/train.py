@@ -254,7 +254,7 @@ class Trainer:
 
     With `new_units_from` (the units a layer before a widening, `hwtf.widen`)
     every update of the weights of the units past them (their gates' and
-    those out of them: `hwtf.widen.new_unit_mask`) is `new_units_rate` times
+    those out of them: `hwtf.unit_weights.new_unit_mask`) is `new_units_rate` times
     what the optimizer makes it, as if they alone had that multiple of the
     learning rate: new units start with zero weights out of them, and Adam
     moves a weight by about the rate an update at most.
@@ -299,8 +299,8 @@ class Trainer:
             # a widening's new units, at `new_units_rate` times the rate.
             self.rate_scales, self.new_unit_weights = [], 0
             if new_units_from and new_units_rate != 1.0:
-                from hwtf.stint_state import named_weights
-                from hwtf.widen import rate_scales
+                from hwtf.model import named_weights
+                from hwtf.unit_weights import rate_scales
 
                 named = named_weights(self.model)
                 scales = rate_scales({k: tuple(v.shape) for k, v in named.items()}, config.lstm_layers,

@@ -9,7 +9,8 @@ PACKAGE = Path(__file__).parents[1] / "hwtf"
 
 # Lowest first. A module may import modules of lower layers only.
 LAYERS = [
-    ["hwtf.cli", "hwtf.precision", "hwtf.data.strokes", "hwtf.distributions", "hwtf.files", "hwtf.inkml", "hwtf.packed", "hwtf.summaries", "hwtf.layers.window", "hwtf.layers.cell"],
+    ["hwtf.cli", "hwtf.precision", "hwtf.data.strokes", "hwtf.distributions", "hwtf.files", "hwtf.inkml", "hwtf.packed", "hwtf.summaries", "hwtf.layers.window", "hwtf.layers.cell",
+     "hwtf.unit_weights"],
     ["hwtf.data.cache", "hwtf.data.iamondb", "hwtf.data.synthetic", "hwtf.render", "hwtf.layers.wavefront",
      "hwtf.layers.mdn", "hwtf.jax_stint"],
     ["hwtf.layers.lstm_stack"],

@@ -45,11 +45,11 @@ def test_loss_and_gradient_are_the_tensorflow_models(tiny_config):
     pytest.importorskip("jax")
     import jax
 
-    from hwtf.model import nll
+    from hwtf.model import named_weights, nll
 
     trainer = _trainer(tiny_config)
     batch = _batch(tiny_config)
-    variables = stint_state.named_weights(trainer.model)
+    variables = named_weights(trainer.model)
     with tf.GradientTape() as tape:
         result = nll(trainer.model, {k: tf.constant(v) for k, v in batch.items()})
     grads = dict(zip(variables, tape.gradient(result["nll_sum"], list(variables.values()))))
@@ -97,7 +97,7 @@ def test_updates_are_the_tensorflow_trainers(tiny_config, new_units_rate):
     three layers, as the campaign's model), the new units' at their
     multiple of the rate too (`--new_units_rate`)."""
     pytest.importorskip("jax")
-    from hwtf.widen import rate_scales
+    from hwtf.unit_weights import rate_scales
 
     tiny_config = dataclasses.replace(tiny_config, lstm_layers=3)
 

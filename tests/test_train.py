@@ -852,13 +852,14 @@ def test_a_step_in_the_wavefront_layout_updates_as_the_layered_one(tiny_config):
 
 
 def test_the_new_units_masks_are_what_widening_added(tiny_config):
-    """`hwtf.widen.new_unit_mask` marks exactly the weights that widening
+    """`hwtf.unit_weights.new_unit_mask` marks exactly the weights that widening
     added; the rest are the narrower network's, in order."""
     import dataclasses
 
     from hwtf.stint_state import state_arrays
     from hwtf.train import Trainer
-    from hwtf.widen import new_unit_mask, rate_scales, widen_arrays
+    from hwtf.unit_weights import new_unit_mask, rate_scales
+    from hwtf.widen import widen_arrays
 
     config = dataclasses.replace(tiny_config, lstm_layers=3)
     narrow, m, v = state_arrays(Trainer(config, tf.distribute.get_strategy(), "adam", 1e-2))
@@ -876,9 +877,9 @@ def test_new_units_learn_at_their_multiple_of_the_rate(tiny_config):
     """--new_units_rate: an update of the new units' weights is that
     multiple of the update the optimizer makes; every other weight's is the
     optimizer's own."""
-    from hwtf.stint_state import named_weights
+    from hwtf.model import named_weights
     from hwtf.train import Trainer
-    from hwtf.widen import new_unit_mask
+    from hwtf.unit_weights import new_unit_mask
 
     strategy = tf.distribute.get_strategy()
     for bad in (dict(new_units_from=16), dict(new_units_from=10, new_units_rate=0.0)):
@@ -938,7 +939,7 @@ def test_widen_writes_as_the_run_did_and_trains_on(ci_run, tmp_path):
     assert not np.any(new_rows) and np.any(wide.stack.recurrent_kernels[0].numpy()[:, 32:48])
     # Every weight out of the new units is zero (into the recurrence, the
     # layer above, the window and the head); those out of the old are not.
-    from hwtf.stint_state import named_weights
+    from hwtf.model import named_weights
     from hwtf.widen import unit_scales
 
     def scales(model):
