@@ -50,9 +50,9 @@ def _slots(optimizer, variable):
 
 def state_arrays(trainer) -> tuple[dict, dict, dict]:
     """`(weights, m, v)`: float32 numpy arrays by weight name."""
-    weights, m, v = {}, {}, {}
     from hwtf.model import named_weights
 
+    weights, m, v = {}, {}, {}
     for name, variable in named_weights(trainer.model).items():
         first, second = _slots(trainer.optimizer, variable)
         weights[name] = variable.numpy().astype(np.float32)
