@@ -35,8 +35,7 @@ def main(argv):
     import tensorflow as tf
 
     from hwtf.evaluate import checkpoint_model
-    from hwtf.model import ModelConfig, has_ema, read_weights
-    from hwtf.model import named_weights
+    from hwtf.model import ModelConfig, has_ema, named_weights, read_weights
     from hwtf.widen import outgoing
 
     if not FLAGS.start:
