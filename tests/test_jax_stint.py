@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -235,7 +236,8 @@ def test_whole_and_fractional_offsets_travel_apart_and_come_back_in_order(tmp_pa
     np.testing.assert_array_equal(jax_stint.line_offsets(read), np.concatenate(offsets))
 
 
-def test_the_state_splits_into_files_a_call_returns_and_reads_back(tmp_path, tiny_config):
+@pytest.mark.parametrize("compress", [True, False], ids=["compressed (the way there)", "plain (the stint's saves)"])
+def test_the_state_splits_into_files_a_call_returns_and_reads_back(tmp_path, tiny_config, compress):
     trainer = _trainer(tiny_config)
     weights, m, v = stint_state.state_arrays(trainer)
     m = {k: np.random.default_rng(1).normal(0, 1e-3, x.shape).astype(np.float32) for k, x in m.items()}
@@ -243,7 +245,9 @@ def test_the_state_splits_into_files_a_call_returns_and_reads_back(tmp_path, tin
     state = {"params": weights, "m": m, "v": v, "iterations": 3, "skipped": 1, "learning_rate": 0.01}
     meta = {"config": json.loads(tiny_config.to_json()), "step": 5, "log": []}
     largest = max(x.nbytes for x in weights.values())
-    files = jax_stint.write_state(str(tmp_path), state, meta, shard_bytes=largest + 1)
+    files = jax_stint.write_state(str(tmp_path), state, meta, shard_bytes=largest + 1, compress=compress)
+    with zipfile.ZipFile(tmp_path / "weights.npz") as z:
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED}
     assert sorted(files) == sorted(os.listdir(tmp_path)) and "weights-1.npz" in files and files[-1] == "meta.json"
     assert all(os.path.getsize(tmp_path / f) < largest + 4096 for f in files)
     # Adam's first moments do not travel; they come back as zeros.
