@@ -49,6 +49,11 @@ next)  # a warm machine's next call trains on from DIR, the last call's files
   rm -f .gpu/*.npz .gpu/meta.json
   cp "$2"/*.npz "$2"/meta.json .gpu/
   step=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["step"])' .gpu/meta.json)
+  # The call's saves are uncompressed (46 MB for 3x640, 3 more than prepare's).
+  bytes=$( (git ls-files -z --cached --others --exclude-standard; find .gpu -type f -print0) |
+            du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1 || true)
+  echo "the call carries $((bytes / 1048576)) MiB of its 64"
+  [ "$bytes" -le $((64 * 1048576)) ] || echo "warning: over the 64 MiB a call carries" >&2
   echo "ready: the same call again trains on from step $step;" \
        "then bash docs/gpu_stint.sh finish with the last call's folder"
   ;;
