@@ -26,6 +26,14 @@ DATA=${DATA:-../shared/data/iamondb.tar.xz}
 PY=${PYTHON:-python}
 exclude=.git/info/exclude
 
+carried() {  # what a call will carry: git's files (untracked ones too) and .gpu/
+  local bytes
+  bytes=$( (git ls-files -z --cached --others --exclude-standard; find .gpu -type f -print0) |
+            du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1 || true)
+  echo "the call carries $((bytes / 1048576)) MiB of its 64"
+  [ "$bytes" -le $((64 * 1048576)) ] || echo "warning: over the 64 MiB a call carries; take more out of git's index" >&2
+}
+
 case "${1:-}" in
 prepare)
   if [ ! -d "$RUN" ]; then  # the campaign's committed checkpoint, as a stint on this machine starts
@@ -35,11 +43,7 @@ prepare)
   "$PY" -m hwtf.stint_state export --flagfile=flags/iamondb.cfg --data_dir="$DATA" --train_dir="$RUN" --state=.gpu
   git rm -r -q --cached checkpoints saved_models
   printf '/checkpoints/\n/saved_models/\n' >>"$exclude"
-  # What the call will carry: git's files (untracked ones too) and .gpu/.
-  bytes=$( (git ls-files -z --cached --others --exclude-standard; find .gpu -type f -print0) |
-            du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1 || true)
-  echo "the call carries $((bytes / 1048576)) MiB of its 64"
-  [ "$bytes" -le $((64 * 1048576)) ] || echo "warning: over the 64 MiB a call carries; take more out of git's index" >&2
+  carried
   echo "ready: run 'PYTHONUNBUFFERED=1 python3 -m hwtf.jax_stint --state=.gpu --out=\$OUT --minutes=8.4' with carry [\".gpu\"];" \
        "then bash docs/gpu_stint.sh finish DIR"
   ;;
@@ -50,10 +54,7 @@ next)  # a warm machine's next call trains on from DIR, the last call's files
   cp "$2"/*.npz "$2"/meta.json .gpu/
   step=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["step"])' .gpu/meta.json)
   # The call's saves are uncompressed (46 MB for 3x640, 3 more than prepare's).
-  bytes=$( (git ls-files -z --cached --others --exclude-standard; find .gpu -type f -print0) |
-            du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1 || true)
-  echo "the call carries $((bytes / 1048576)) MiB of its 64"
-  [ "$bytes" -le $((64 * 1048576)) ] || echo "warning: over the 64 MiB a call carries" >&2
+  carried
   echo "ready: the same call again trains on from step $step;" \
        "then bash docs/gpu_stint.sh finish with the last call's folder"
   ;;
