@@ -47,7 +47,7 @@ import time
 
 import numpy as np
 
-from hwtf.packed import from_bfloat16_bits
+from hwtf.packed import from_bfloat16_bits, from_log8, to_log8
 
 # The state's files (see `write_state`): a lent machine's call returns at
 # most 8 files of at most 16 MiB, 64 MiB in all, and carries at most 64 MiB
@@ -55,13 +55,11 @@ from hwtf.packed import from_bfloat16_bits
 WEIGHTS, ADAM_M, ADAM_V, META, DATA = "weights", "adam_m", "adam_v", "meta.json", "data.npz.xz"
 SHARD_BYTES = 15 * 2**20
 # Adam's second moments travel as 8-bit codes of their base-2 logarithm
-# (`to_log8`): the 3x640 network's weights (36 MB), moments in bfloat16
-# (36 MB) and training lines (14 MB) were more than a call carries. Below
-# 2**LOG8_FLOOR a moment's square root (1e-9) is under 1% of Adam's
-# epsilon, so such moments travel as that floor. The first moments (Adam's
-# m, a memory of about ten updates) do not travel: they come back as zeros,
-# as from a checkpoint packed without them (`hwtf.packed`, drop_momentum).
-LOG8_FLOOR = -60.0
+# (`hwtf.packed.to_log8`): the 3x640 network's weights (36 MB), moments in
+# bfloat16 (36 MB) and training lines (14 MB) were more than a call carries.
+# The first moments (Adam's m, a memory of about ten updates) do not
+# travel: they come back as zeros, as from a checkpoint packed without them
+# (`hwtf.packed`, drop_momentum).
 _LOG8_RANGE = "@log2_range"  # the key suffix of a log8 array's [lo, hi]
 
 SIGMA_MIN = 1e-3  # hwtf.distributions
@@ -377,35 +375,6 @@ def state_file(stem: str, shard: int = 0) -> str:
     return f"{stem}.npz" if shard == 0 else f"{stem}-{shard}.npz"
 
 
-def to_log8(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Non-negative `x` as `(codes, [lo, hi])`: uint8 codes 1 to 255 of
-    log2(x) spread evenly from lo (its smallest, at least LOG8_FLOOR) to hi
-    (its largest), 0 for 0. `from_log8` gives each value back within a
-    factor 2**((hi - lo) / 508) of itself (8% for Adam's v over the 3x640
-    network's widest range, 4% for its square root, which Adam divides
-    by), or 2**lo where it was smaller."""
-    x = np.asarray(x, np.float32)
-    if not np.all(np.isfinite(x)) or np.any(x < 0):
-        raise ValueError("log8 codes non-negative finite values only")
-    codes = np.zeros(x.shape, np.uint8)
-    positive = x > 0
-    if not positive.any():
-        return codes, np.zeros(2)
-    logs = np.log2(x[positive].astype(np.float64))
-    hi = float(logs.max())
-    lo = min(max(float(logs.min()), LOG8_FLOOR), hi)
-    span = hi - lo
-    codes[positive] = 1 + np.rint(np.clip(logs - lo, 0.0, span) * (254 / span if span else 0.0))
-    return codes, np.array([lo, hi])
-
-
-def from_log8(codes: np.ndarray, lo_hi: np.ndarray) -> np.ndarray:
-    """`to_log8`'s codes back as float32."""
-    lo, hi = float(lo_hi[0]), float(lo_hi[1])
-    values = np.exp2(lo + (codes.astype(np.float64) - 1) * ((hi - lo) / 254))
-    return np.where(codes == 0, 0.0, values).astype(np.float32)
-
-
 def _read_group(state_dir: str, stem: str, step: int, names: list[str]) -> dict:
     """One group's arrays from its files, float32, each file checked to be
     of `step` and the group to hold exactly `names` (see `write_state`)."""
@@ -478,8 +447,8 @@ def write_state(out_dir: str, state: dict, meta: dict, shard_bytes: int = SHARD_
     file marked with the step and the group's number of files; then
     `meta.json` (the model config, `step`, `iterations`, `skipped`,
     `learning_rate`, `first_moments: zeros` and the stint's `log`). Adam's
-    first moments are not written (see LOG8_FLOOR). Each file is replaced
-    whole, `meta.json` last: a kill mid-write leaves the last complete
+    first moments are not written (they come back as zeros). Each file is
+    replaced whole, `meta.json` last: a kill mid-write leaves the last complete
     state's meta (a reader checks `step` in all files). `compress` zips
     the files: 6% off the weights, 15% off the codes, which the way to the
     GPU needs (a call carries 64 MiB); the stint's own saves skip it, as it

@@ -10,7 +10,7 @@ stint on a machine without TensorFlow (`hwtf.jax_stint`), and back.
 `export` restores the run's latest checkpoint and writes, to `--state`:
 `weights.npz` and `adam_v.npz` (the weights as float32 arrays named as
 `hwtf.jax_stint.weight_names`, Adam's second moments in the same names as
-8-bit codes of their logarithm, `jax_stint.to_log8`; the first moments do
+8-bit codes of their logarithm, `hwtf.packed.to_log8`; the first moments do
 not travel and come back as zeros; each group split into `NAME-1.npz`, ...
 past 15 MiB: `jax_stint.write_state`),
 `meta.json` (the model's config, the step, Adam's iteration count, the

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hwtf import jax_stint, stint_state
+from hwtf import jax_stint, packed, stint_state
 from conftest import random_batch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -258,7 +258,7 @@ def test_the_state_splits_into_files_a_call_returns_and_reads_back(tmp_path, tin
         np.testing.assert_array_equal(got_w[name], weights[name])  # exact
         np.testing.assert_array_equal(got_m[name], np.zeros_like(m[name]))
         assert got_m[name].dtype == got_v[name].dtype == np.float32
-        _, (lo, hi) = jax_stint.to_log8(v[name])
+        _, (lo, hi) = packed.to_log8(v[name])
         np.testing.assert_array_less(np.abs(np.log2(got_v[name] / v[name])), (hi - lo) / 508 + 1e-6)
     with np.load(tmp_path / "adam_v.npz") as first:
         assert first[next(k for k in first.files if not k.startswith("__") and "@" not in k)].dtype == np.uint8
@@ -273,9 +273,9 @@ def test_log8_codes_keep_each_second_moment_and_adams_step_within_their_bounds()
     rng = np.random.default_rng(0)
     v = (np.square(rng.normal(0, 1e-3, 20000)) * np.exp2(rng.uniform(-40, 0, 20000))).astype(np.float32)
     v[:10], v[10] = 0.0, 2.0**-80  # never updated; under the floor
-    codes, (lo, hi) = jax_stint.to_log8(v)
-    assert codes.dtype == np.uint8 and lo == jax_stint.LOG8_FLOOR and np.unique(codes).size > 200
-    back = jax_stint.from_log8(codes, np.array([lo, hi]))
+    codes, (lo, hi) = packed.to_log8(v)
+    assert codes.dtype == np.uint8 and lo == packed.LOG8_FLOOR and np.unique(codes).size > 200
+    back = packed.from_log8(codes, np.array([lo, hi]))
     assert np.all(back[:10] == 0) and back[10] == np.float32(2.0**lo)
     kept = v > 2.0**lo
     ratio = np.abs(np.log2(back[kept] / v[kept]))
@@ -286,10 +286,10 @@ def test_log8_codes_keep_each_second_moment_and_adams_step_within_their_bounds()
     step = lambda second: m / (np.sqrt(second.astype(np.float64)) + jax_stint.EPSILON)
     assert np.max(np.abs(np.log2(step(back)[10:] / step(v)[10:]))) <= (hi - lo) / 1016 + 1e-6
     assert abs(step(back)[10] / step(v)[10] - 1) < 0.01
-    zeros, _ = jax_stint.to_log8(np.zeros(3, np.float32))
-    assert np.all(jax_stint.from_log8(zeros, np.zeros(2)) == 0)
+    zeros, _ = packed.to_log8(np.zeros(3, np.float32))
+    assert np.all(packed.from_log8(zeros, np.zeros(2)) == 0)
     with pytest.raises(ValueError, match="non-negative finite"):
-        jax_stint.to_log8(np.array([1.0, -1e-9], np.float32))
+        packed.to_log8(np.array([1.0, -1e-9], np.float32))
 
 
 def test_synthetic_capitals_join_the_epoch_within_the_alphabet():

@@ -305,6 +305,45 @@ def test_a_run_with_a_moving_average_validates_exports_and_packs_it(tmp_path):
                                rtol=1e-5)
     with pytest.raises(ValueError, match="the checkpoint has no 'ema'"):
         packed.pack(str(tmp_path / "unpacked" / "ckpt-20"), str(tmp_path / "no.npz"), weights_from="ema")
+    # Packed with both (docs/save_stint.py's way from 2026-12-07): the
+    # average as it is, the weights as int8 codes of their difference from
+    # it, Adam's second moments as log8 codes, smaller than the whole. It
+    # scores as the average does, and the run goes on from its weights with
+    # its average going on too.
+    both = tmp_path / "both"
+    both.mkdir()
+    shutil.copy(os.path.join(train_dir, "config.json"), both)
+    info = packed.pack(latest, str(both / "ckpt-20.packed.npz"), weights_near=EMA_AVERAGE, log8_moments=True)
+    assert info["bytes"] < 0.75 * packed.pack(latest, str(tmp_path / "whole.npz"))["bytes"]  # 2 bytes a weight of 3
+    original = tf.train.load_checkpoint(latest)
+    unpacked = tf.train.load_checkpoint(packed.unpack(str(both / "ckpt-20.packed.npz"), str(tmp_path / "b" / "ckpt-20")))
+    assert original.get_variable_to_dtype_map() == unpacked.get_variable_to_dtype_map()
+    assert original.get_variable_to_shape_map() == unpacked.get_variable_to_shape_map()
+    near = packed.stand_ins(original.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"), "model", EMA_AVERAGE)
+    log8 = 0
+    for key in original.get_variable_to_dtype_map():
+        a, b = original.get_tensor(key), unpacked.get_tensor(key)
+        if key in near:
+            rows = a.shape[0] if a.ndim > 1 else 1
+            difference = (a - original.get_tensor(near[key])).reshape(rows, -1)
+            bound = np.abs(difference).max(axis=1, keepdims=True) / 254 * 1.001 + 1e-9
+            assert np.all(np.abs(b - a).reshape(rows, -1) <= bound), key
+            assert not np.array_equal(b, original.get_tensor(near[key])), key  # the weights, not the average
+        elif packed.is_moment(key, np.asarray(a)) and np.all(a >= 0):
+            _, (lo, hi) = packed.to_log8(a)
+            kept = a > 2.0**lo
+            assert np.all(np.abs(np.log2(b[kept] / a[kept])) <= (hi - lo) / 508 + 1e-6), key
+            log8 += 1
+        elif packed.is_moment(key, np.asarray(a)):
+            np.testing.assert_allclose(b, a, rtol=2.0**-8, atol=1e-37)
+        else:
+            assert np.array_equal(a, b), key
+    assert log8 >= 1 and info["coded"] == len(near) + log8
+    np.testing.assert_allclose(evaluate(str(both), data, batch_size=8)["nll_per_line"], from_checkpoint, rtol=1e-5)
+    log = _run(_train_command(str(both), "--steps=21", "--ema_decay=0.9", "--export_dir=", "--image_every=0",
+                              "--eval_every=1000"))
+    assert re.search(r"resumed from .*ckpt-20 at step 20", log)
+    assert re.search(r"the weights' moving average: \d+ updates so far", log), log[-2000:]
     # Packed without it, the run resumes and starts its average afresh;
     # a run without --ema_decay resumes from a checkpoint that has one.
     log = _run(_train_command(str(weights_only), "--steps=22", "--ema_decay=0.9", "--export_dir=", "--image_every=0"))
