@@ -305,16 +305,20 @@ def test_a_run_with_a_moving_average_validates_exports_and_packs_it(tmp_path):
                                rtol=1e-5)
     with pytest.raises(ValueError, match="the checkpoint has no 'ema'"):
         packed.pack(str(tmp_path / "unpacked" / "ckpt-20"), str(tmp_path / "no.npz"), weights_from="ema")
-    # Packed with both (docs/save_stint.py's way from 2026-12-07): the
-    # average as it is, the weights as int8 codes of their difference from
-    # it, Adam's second moments as log8 codes, smaller than the whole. It
-    # scores as the average does, and the run goes on from its weights with
-    # its average going on too.
+    # Kept by docs/save_stint.py (its default from 2026-12-07, --weights=both):
+    # the average as it is, the weights as int8 codes of their difference
+    # from it, Adam's second moments as log8 codes, smaller than the whole.
+    # It scores as the average does, and the run goes on from its weights
+    # with its average going on too.
     both = tmp_path / "both"
-    both.mkdir()
-    shutil.copy(os.path.join(train_dir, "config.json"), both)
-    info = packed.pack(latest, str(both / "ckpt-20.packed.npz"), weights_near=EMA_AVERAGE, log8_moments=True)
-    assert info["bytes"] < 0.75 * packed.pack(latest, str(tmp_path / "whole.npz"))["bytes"]  # 2 bytes a weight of 3
+    said = subprocess.run([sys.executable, "docs/save_stint.py", f"--train_dir={train_dir}", f"--out={both}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert said.returncode == 0, said.stderr[-2000:]
+    assert "ckpt-20 with the weights' moving average and the weights near it" in said.stdout, said.stdout
+    whole = packed.pack(latest, str(tmp_path / "whole.npz"))["bytes"]
+    assert os.path.getsize(both / "ckpt-20.packed.npz") < 0.75 * whole  # 2 bytes a weight where it was 3
+    with np.load(both / "ckpt-20.packed.npz", allow_pickle=False) as kept:
+        coded = sum(k.startswith(("delta8:", "log8:")) for k in kept.files)
     original = tf.train.load_checkpoint(latest)
     unpacked = tf.train.load_checkpoint(packed.unpack(str(both / "ckpt-20.packed.npz"), str(tmp_path / "b" / "ckpt-20")))
     assert original.get_variable_to_dtype_map() == unpacked.get_variable_to_dtype_map()
@@ -338,12 +342,13 @@ def test_a_run_with_a_moving_average_validates_exports_and_packs_it(tmp_path):
             np.testing.assert_allclose(b, a, rtol=2.0**-8, atol=1e-37)
         else:
             assert np.array_equal(a, b), key
-    assert log8 >= 1 and info["coded"] == len(near) + log8
+    assert log8 >= 1 and coded == len(near) + log8
     np.testing.assert_allclose(evaluate(str(both), data, batch_size=8)["nll_per_line"], from_checkpoint, rtol=1e-5)
     log = _run(_train_command(str(both), "--steps=21", "--ema_decay=0.9", "--export_dir=", "--image_every=0",
                               "--eval_every=1000"))
     assert re.search(r"resumed from .*ckpt-20 at step 20", log)
-    assert re.search(r"the weights' moving average: \d+ updates so far", log), log[-2000:]
+    updates = int(original.get_tensor("ema_updates/.ATTRIBUTES/VARIABLE_VALUE"))
+    assert updates >= 20 and f"the weights' moving average: {updates} updates so far" in log, log[-2000:]
     # Packed without it, the run resumes and starts its average afresh;
     # a run without --ema_decay resumes from a checkpoint that has one.
     log = _run(_train_command(str(weights_only), "--steps=22", "--ema_decay=0.9", "--export_dir=", "--image_every=0"))
