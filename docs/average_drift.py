@@ -2,9 +2,11 @@
 
     python docs/average_drift.py --start=DIR --end=runs/iamondb
 
-From stint 29 on, `docs/save_stint.py` packs the weights' moving average as
-the weights, so each stint starts from the average rather than from where
-the weights had gone. `--start` is the training folder the stint began from
+From stint 29 to stint 34, `docs/save_stint.py` packed the weights' moving
+average as the weights, so each stint started from the average rather than
+from where the weights had gone, and this measured what that cost; from
+stint 35's checkpoint on it keeps both (`--weights=both`) and the next
+stint goes on from the weights. `--start` is the training folder the stint began from
 (a committed stint's, its packed checkpoint included); `--end` the run's
 folder, whose latest checkpoint holds the weights and their average. This
 prints the share of the weights' change that the average's change keeps
