@@ -5,7 +5,7 @@ and nothing can be installed on it from outside (TensorFlow's wheels with
 their CUDA libraries are tens of times larger than what a call can carry).
 This module is hwtf's synthesis model, loss and update written again in JAX
 and numpy alone (it imports neither TensorFlow nor the rest of hwtf but
-`hwtf.packed`'s bfloat16 rounding and `hwtf.unit_weights`' masks of a
+`hwtf.packed`'s bfloat16 rounding and log8 codes and `hwtf.unit_weights`' masks of a
 widening's new units, which are numpy), so that
 such a machine can train the run on:
 

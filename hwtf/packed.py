@@ -265,7 +265,9 @@ def pack(prefix: str, path: str, leave_out: tuple[str, ...] = (), weights_from: 
         if value.dtype == object:
             raise ValueError(f"{prefix}: {key} is a {value.dtype} tensor of shape {value.shape}, which cannot be packed")
         if key in near:
-            arrays[_DELTA8 + key], arrays[_DELTA8_SCALES + key] = to_delta8(value, reader.get_tensor(near[key]))
+            # The average, kept as it is: read once where it came first.
+            reference = arrays[near[key]] if near[key] in arrays else reader.get_tensor(near[key])
+            arrays[_DELTA8 + key], arrays[_DELTA8_SCALES + key] = to_delta8(value, reference)
             arrays[_DELTA8_NEAR + key] = np.frombuffer(near[key].encode(), np.uint8)
             coded += 1
         elif is_moment(key, value):
@@ -296,7 +298,7 @@ def unpack(path: str, prefix: str) -> str:
 
     names, tensors = [], []
     with np.load(path, allow_pickle=False) as data:
-        files = set(data.files)
+        files, plain = set(data.files), {}
         for name in data.files:
             if name.startswith((_LOG8_RANGE, _DELTA8_SCALES, _DELTA8_NEAR)):
                 continue  # read with their codes
@@ -320,10 +322,12 @@ def unpack(path: str, prefix: str) -> str:
                 if near not in files:
                     raise ValueError(f"{path}: {key} is coded against {near}, which is not kept as it is")
                 names.append(key)
-                tensors.append(tf.constant(from_delta8(value, data[_DELTA8_SCALES + key], data[near])))
+                reference = plain[near] if near in plain else data[near]
+                tensors.append(tf.constant(from_delta8(value, data[_DELTA8_SCALES + key], reference)))
             else:
                 names.append(name)
                 tensors.append(tf.constant(value))
+                plain[name] = value  # what delta8 codes may be against, read once
     if _GRAPH not in names:
         raise ValueError(f"{path}: not a packed checkpoint (no object graph)")
     tmp = prefix + ".unpacking"
