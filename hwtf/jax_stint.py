@@ -22,7 +22,10 @@ such a machine can train the run on:
   weights plus a Gaussian draw (`weight_noises`, JAX's own random numbers)
   and applied to the weights without it; with the recipe's
   `--new_units_rate`, the updates of the new units' weights times it
-  (`hwtf.unit_weights.rate_scales`);
+  (`hwtf.unit_weights.rate_scales`); with the recipe's `--ema_decay`, the
+  weights' moving average as `hwtf.train.Trainer` keeps it (`ema_update`),
+  started afresh at the weights the stint begins from (the run's own does
+  not travel: a call carries 64 MiB) and returned beside them;
 - batches of lines of similar length from length buckets, as
   `hwtf.data.dataset.make_dataset`, each padded to its bucket's longest line
   so that XLA compiles one step per bucket.
@@ -47,12 +50,18 @@ import time
 
 import numpy as np
 
-from hwtf.packed import from_bfloat16_bits, from_log8, to_log8
+from hwtf.packed import from_bfloat16_bits, from_delta8, from_log8, to_delta8, to_log8
 
 # The state's files (see `write_state`): a lent machine's call returns at
 # most 8 files of at most 16 MiB, 64 MiB in all, and carries at most 64 MiB
 # of the tree.
 WEIGHTS, ADAM_M, ADAM_V, META, DATA = "weights", "adam_m", "adam_v", "meta.json", "data.npz.xz"
+# The weights' moving average, where the recipe keeps one: int8 codes of its
+# difference from the weights (`hwtf.packed.to_delta8`), 9 MB for the 3x640
+# against 36 MB as float32, which would pass the 8 files and 64 MiB a call
+# returns.
+AVERAGE = "average"
+_DELTA8_SCALES = "@delta8_scales"  # the key suffix of a delta8 array's row scales
 SHARD_BYTES = 15 * 2**20
 # Adam's second moments travel as 8-bit codes of their base-2 logarithm
 # (`hwtf.packed.to_log8`): the 3x640 network's weights (36 MB), moments in
@@ -243,9 +252,24 @@ def weight_noises(params: dict, stddev: float, key) -> dict:
             for i, name in enumerate(sorted(params))}
 
 
-def make_train_step(layers: int, clipnorm: float, unroll: int = 1, wavefront: bool = True, weight_noise: float = 0.0):
+def ema_update(average: dict, params: dict, updates, decay: float) -> dict:
+    """`hwtf.train.Trainer`'s moving average after its `updates`-th update
+    (counting this one, from 1): the bias-corrected average c_n = b c_(n-1)
+    + (1 - b) w_n with b = d (1 - d^(n-1)) / (1 - d^n), 0 at the first
+    update, so that it starts at the weights."""
+    import jax.numpy as jnp
+
+    n = jnp.asarray(updates, jnp.float32)
+    keep = decay * (1.0 - decay ** (n - 1.0)) / (1.0 - decay**n)
+    return {k: keep * average[k] + (1.0 - keep) * p for k, p in params.items()}
+
+
+def make_train_step(layers: int, clipnorm: float, unroll: int = 1, wavefront: bool = True, weight_noise: float = 0.0,
+                    ema_decay: float = 0.0):
     """A compiled update `(state, batch[, noise_key]) -> (state, metrics)`;
-    `state` is the dict `params, m, v, iterations, skipped, learning_rate`.
+    `state` is the dict `params, m, v, iterations, skipped, learning_rate`,
+    with `average` and `average_updates` too where `ema_decay` > 0 (the
+    weights' moving average, `ema_update`, moved by each update applied).
     With `weight_noise` > 0 the gradient is taken at the weights plus
     `weight_noises(params, weight_noise, noise_key)` (a key each step).
     `scales`, where given, multiply the updates (`adam_update`)."""
@@ -280,6 +304,11 @@ def make_train_step(layers: int, clipnorm: float, unroll: int = 1, wavefront: bo
             "skipped": state["skipped"] + (~finite).astype(state["skipped"].dtype),
             "learning_rate": state["learning_rate"],
         }
+        if ema_decay:
+            updates = state["average_updates"] + finite.astype(state["average_updates"].dtype)
+            new_state["average"] = keep(ema_update(state["average"], new_state["params"], updates, ema_decay),
+                                        state["average"])
+            new_state["average_updates"] = updates
         metrics = {"loss": loss, "offset_nll": offset_sum / points, "pen_nll": pen_sum / points,
                    "grad_norm": norm, "skipped": ~finite}
         return new_state, metrics
@@ -375,9 +404,10 @@ def state_file(stem: str, shard: int = 0) -> str:
     return f"{stem}.npz" if shard == 0 else f"{stem}-{shard}.npz"
 
 
-def _read_group(state_dir: str, stem: str, step: int, names: list[str]) -> dict:
+def _read_group(state_dir: str, stem: str, step: int, names: list[str], near: dict | None = None) -> dict:
     """One group's arrays from its files, float32, each file checked to be
-    of `step` and the group to hold exactly `names` (see `write_state`)."""
+    of `step` and the group to hold exactly `names` (see `write_state`);
+    delta8 codes are read against `near`'s arrays."""
     values, shards, i = {}, 1, 0
     while i < shards:
         path = os.path.join(state_dir, state_file(stem, i))
@@ -388,9 +418,14 @@ def _read_group(state_dir: str, stem: str, step: int, names: list[str]) -> dict:
             raise ValueError(f"{path} is of step {marker}, {META} of step {step}: a write was cut short")
         shards = int(arrays.pop("__shards__", 1))
         ranges = {k[: -len(_LOG8_RANGE)]: arrays.pop(k) for k in list(arrays) if k.endswith(_LOG8_RANGE)}
+        deltas = {k[: -len(_DELTA8_SCALES)]: arrays.pop(k) for k in list(arrays) if k.endswith(_DELTA8_SCALES)}
         for name, x in arrays.items():
             if name in ranges:  # Adam's v: log8 codes
                 values[name] = from_log8(x, ranges[name])
+            elif name in deltas:  # the average: delta8 codes against the weights
+                if near is None or name not in near:
+                    raise ValueError(f"{path}: {name} is coded against the weights, which were not read")
+                values[name] = from_delta8(x, deltas[name], near[name])
             elif x.dtype == np.uint16:  # moments as bfloat16 bits (states written before log8)
                 values[name] = from_bfloat16_bits(x)
             else:
@@ -418,8 +453,24 @@ def read_arrays(state_dir: str) -> tuple[dict, dict, dict, dict]:
     return weights, m, _read_group(state_dir, ADAM_V, meta["step"], names), meta
 
 
+def read_average(state_dir: str, meta: dict, weights: dict) -> dict | None:
+    """The weights' moving average that a stint wrote beside `weights`
+    (`read_arrays`'), float32 by weight name, or None where it wrote none
+    (`meta["average_updates"]` says over how many updates it was taken)."""
+    if "average_updates" not in meta:
+        return None
+    return _read_group(state_dir, AVERAGE, meta["step"], weight_names(meta["config"]["lstm_layers"]), weights)
+
+
+def ema_decay(meta: dict) -> float:
+    """The recipe's `--ema_decay` (0: no average)."""
+    return float(meta.get("recipe", {}).get("ema_decay", 0.0))
+
+
 def read_state(state_dir: str) -> tuple[dict, dict]:
-    """`(state, meta)` from `state_dir`, the state as JAX arrays."""
+    """`(state, meta)` from `state_dir`, the state as JAX arrays. Where the
+    recipe keeps a moving average, the folder's goes on, or one starts at
+    the weights (`average_updates` 0) where the folder holds none."""
     import jax.numpy as jnp
 
     weights, m, v, meta = read_arrays(state_dir)
@@ -430,6 +481,10 @@ def read_state(state_dir: str) -> tuple[dict, dict]:
         "skipped": jnp.asarray(meta["skipped"], jnp.int32),
         "learning_rate": jnp.asarray(meta["learning_rate"], jnp.float32),
     }
+    if ema_decay(meta):
+        average = read_average(state_dir, meta, weights)
+        state["average"] = as_jax(weights if average is None else average)
+        state["average_updates"] = jnp.asarray(0 if average is None else meta["average_updates"], jnp.int32)
     return state, meta
 
 
@@ -444,9 +499,12 @@ def write_state(out_dir: str, state: dict, meta: dict, shard_bytes: int = SHARD_
     """Writes the weights as float32 and Adam's second moments as log8
     codes (`to_log8`) by weight name: `weights.npz` and `adam_v.npz`, each
     split into `NAME-1.npz`, ... where it would pass `shard_bytes`, every
-    file marked with the step and the group's number of files; then
-    `meta.json` (the model config, `step`, `iterations`, `skipped`,
-    `learning_rate`, `first_moments: zeros` and the stint's `log`). Adam's
+    file marked with the step and the group's number of files; where the
+    state has one, the weights' moving average as delta8 codes against the
+    weights (`to_delta8`), `average.npz`; then `meta.json` (the model
+    config, `step`, `iterations`, `skipped`, `learning_rate`,
+    `first_moments: zeros`, `average_updates` where there is an average,
+    and the stint's `log`). Adam's
     first moments are not written (they come back as zeros). Each file is
     replaced whole, `meta.json` last: a kill mid-write leaves the last complete
     state's meta (a reader checks `step` in all files). `compress` zips
@@ -458,24 +516,31 @@ def write_state(out_dir: str, state: dict, meta: dict, shard_bytes: int = SHARD_
     step = int(meta["step"])
     names = weight_names(meta["config"]["lstm_layers"])
     written = []
-    for stem, key in ((WEIGHTS, "params"), (ADAM_V, "v")):
-        arrays = {k: np.asarray(state[key][k], np.float32) for k in names}
-        ranges = {}
-        if key == "v":
-            for k in names:
-                arrays[k], ranges[k + _LOG8_RANGE] = to_log8(arrays[k])
+    groups = [(WEIGHTS, "params"), (ADAM_V, "v")] + ([(AVERAGE, "average")] if "average" in state else [])
+    weights = {k: np.asarray(state["params"][k], np.float32) for k in names}
+    for stem, key in groups:
+        arrays = dict(weights) if key == "params" else {k: np.asarray(state[key][k], np.float32) for k in names}
+        extra = {}  # a coded array's companion: its log8 range, or its delta8 scales
+        for k in names:
+            if key == "v":
+                arrays[k], extra[k + _LOG8_RANGE] = to_log8(arrays[k])
+            elif key == "average":
+                arrays[k], extra[k + _DELTA8_SCALES] = to_delta8(arrays[k], weights[k])
         shards = _shard_names(arrays, shard_bytes)
         for i, shard in enumerate(shards):
             name = state_file(stem, i)
             _save_npz(os.path.join(out_dir, name), {**{k: arrays[k] for k in shard},
-                                                    **{k + _LOG8_RANGE: ranges[k + _LOG8_RANGE]
-                                                       for k in shard if k + _LOG8_RANGE in ranges},
+                                                    **{c: extra[c] for k in shard
+                                                       for c in (k + _LOG8_RANGE, k + _DELTA8_SCALES) if c in extra},
                                                     "__step__": np.asarray(step, np.int64),
                                                     "__shards__": np.asarray(len(shards), np.int64)},
                       compress)
             written.append(name)
     meta = {**meta, "iterations": int(state["iterations"]), "skipped": int(state["skipped"]),
             "learning_rate": float(state["learning_rate"]), "first_moments": "zeros"}
+    meta.pop("average_updates", None)
+    if "average" in state:
+        meta["average_updates"] = int(state["average_updates"])
     tmp = os.path.join(out_dir, META + ".tmp")
     with open(tmp, "w") as f:
         json.dump(meta, f, indent=1)
@@ -509,7 +574,8 @@ def train(state_dir: str, out_dir: str, minutes: float, steps: int = 0, batch_si
         scales = {k: jax.device_put(x) for k, x in rate_scales(
             {k: p.shape for k, p in state["params"].items()}, config["lstm_layers"], recipe["new_units_from"],
             config["lstm_units"], recipe["new_units_rate"]).items()}
-    train_step = make_train_step(config["lstm_layers"], recipe["clipnorm"], unroll, wavefront, noise)
+    decay = ema_decay(meta)
+    train_step = make_train_step(config["lstm_layers"], recipe["clipnorm"], unroll, wavefront, noise, decay)
     # hwtf.train's WEIGHT_NOISE_SALT, not imported (it would import TensorFlow).
     noise_seed = jax.random.PRNGKey(seed * 1_000_003 + 0x776E)
     step0 = step = int(meta["step"])
@@ -518,7 +584,10 @@ def train(state_dir: str, out_dir: str, minutes: float, steps: int = 0, batch_si
     log(f"jax {jax.__version__} on {meta['device']}: step {step}, {len(batches.lengths)} lines, "
         f"batch {batch_size}, buckets padded to {sorted(batches.ceilings.values())}"
         + (f", weight noise {noise:g}" if noise else "")
-        + (f", units past {recipe['new_units_from']} at {recipe['new_units_rate']:g} times the rate" if scales else ""))
+        + (f", units past {recipe['new_units_from']} at {recipe['new_units_rate']:g} times the rate" if scales else "")
+        + (f", the weights' moving average (decay {decay:g}) "
+           + (f"going on from {int(state['average_updates'])} updates" if int(state["average_updates"])
+              else "starting at the weights") if decay else ""))
     deadline = start_time + 60 * minutes
     last_save = last_log = time.time()
     window = []

@@ -22,7 +22,10 @@ and nowhere else, and the folder must not be committed). It refuses a recipe
 the JAX stint does not follow (another optimizer, a learning-rate schedule,
 scheduled sampling). `import` reads such a folder back, after the JAX stint
 trained it on, and saves it as the run's next checkpoint, with the stint's
-logged losses and a host note in the run's TensorBoard events;
+logged losses and a host note in the run's TensorBoard events; where the
+run keeps a moving average of the weights (`--ema_decay`), the run's own
+stays behind and the stint's (begun at the weights it was given) replaces
+it;
 `--validate` also scores it on the validation split, as `hwtf.train` does.
 Everything is read with `allow_pickle=False`.
 """
@@ -77,6 +80,29 @@ def load_state(trainer, weights: dict, m: dict, v: dict, iterations: int, step: 
     trainer.optimizer.iterations.assign(iterations)
     trainer.step.assign(step)
     trainer.skipped.assign(skipped)
+
+
+def load_average(trainer, average: dict | None, updates: int) -> None:
+    """The trainer's moving average of the weights becomes a stint's
+    (`average` by weight name, taken over `updates` updates), or starts
+    afresh at the weights where the stint brought none back."""
+    from hwtf.model import named_weights
+
+    if average is None:
+        trainer.reset_ema()
+        logging.info("the stint brought no moving average of the weights back; it starts at the weights")
+        return
+    for name, variable in named_weights(trainer.ema_model).items():
+        if name not in average:
+            raise ValueError(f"the moving average lacks {name}")
+        if tuple(average[name].shape) != tuple(variable.shape):
+            raise ValueError(f"the moving average's {name} is {tuple(average[name].shape)}; "
+                             f"the model's is {tuple(variable.shape)}")
+        if not np.all(np.isfinite(average[name])):
+            raise ValueError(f"the moving average's {name} is not finite")
+        variable.assign(average[name])
+    trainer.ema_updates.assign(updates)
+    logging.info("the weights' moving average: the stint's, over %d updates", updates)
 
 
 def data_arrays(train_set, alphabet, max_length: int | None) -> dict:
@@ -148,7 +174,8 @@ def _trainer():
     if not train.run_checkpoints(FLAGS.train_dir):
         raise app.UsageError(f"--train_dir={FLAGS.train_dir} has no checkpoint to export or to continue")
     config = train.resolve_config(train_set, write=False)
-    trainer = train.Trainer(config, tf.distribute.get_strategy(), FLAGS.optimizer, FLAGS.learning_rate, FLAGS.clipnorm)
+    trainer = train.Trainer(config, tf.distribute.get_strategy(), FLAGS.optimizer, FLAGS.learning_rate, FLAGS.clipnorm,
+                            ema_decay=FLAGS.ema_decay)
     managers = train.restore(trainer, FLAGS.train_dir)
     return config, trainer, managers, train_set, valid_set
 
@@ -158,8 +185,8 @@ def export_state(state_dir: str) -> dict:
 
     _check_recipe()
     if FLAGS.ema_decay:
-        logging.info("--ema_decay=%g: the JAX stint keeps no moving average of the weights; the run's "
-                     "starts afresh at the weights it imports", FLAGS.ema_decay)
+        logging.info("--ema_decay=%g: the run's moving average stays here; the JAX stint starts one afresh at "
+                     "the weights and brings it back", FLAGS.ema_decay)
     config, trainer, _, train_set, _ = _trainer()
     weights, m, v = state_arrays(trainer)
     meta = {
@@ -169,7 +196,8 @@ def export_state(state_dir: str) -> dict:
                    "clipnorm": FLAGS.clipnorm, "weight_noise": FLAGS.weight_noise, "max_length": FLAGS.max_length,
                    "capitals_repeat": FLAGS.capitals_repeat, "synthetic_capitals": FLAGS.synthetic_capitals,
                    "synthetic_capitals_text": FLAGS.synthetic_capitals_text,
-                   "new_units_from": FLAGS.new_units_from, "new_units_rate": FLAGS.new_units_rate},
+                   "new_units_from": FLAGS.new_units_from, "new_units_rate": FLAGS.new_units_rate,
+                   "ema_decay": FLAGS.ema_decay},
         "log": [],
     }
     state = {"params": weights, "m": m, "v": v, "iterations": int(trainer.optimizer.iterations.numpy()),
@@ -201,8 +229,13 @@ def import_state(state_dir: str, validate: bool = False) -> int:
                              f"step {start}")
     first = meta["log"][0]["step"] if meta["log"] else meta["step"]
     try:
+        average = jax_stint.read_average(state_dir, meta, weights)
         load_state(trainer, weights, m, v, meta["iterations"], meta["step"], meta["skipped"])
-    except ValueError as e:
+        if trainer.ema_model is not None:
+            load_average(trainer, average, meta.get("average_updates", 0))
+        elif average is not None:
+            logging.info("--ema_decay=0: the stint's moving average of the weights is left out")
+    except (OSError, ValueError) as e:
         raise app.UsageError(f"--state={state_dir}: {e}") from e
     writer = tf.summary.create_file_writer(os.path.join(FLAGS.train_dir, "tensorboard"))
     with writer.as_default():
@@ -218,11 +251,19 @@ def import_state(state_dir: str, validate: bool = False) -> int:
             summaries.scalar("learning_rate", meta["learning_rate"], step)
             summaries.scalar("teacher_forcing", 1.0, step)
         if validate:
-            valid = trainer.evaluate(train.validation_dataset(config, valid_set))
-            logging.info("step %d  valid NLL %.2f nats/line, %.4f nats/point",
-                         meta["step"], valid["nll_per_line"], valid["nll_per_point"])
+            dataset = train.validation_dataset(config, valid_set)
+            valid = trainer.evaluate(dataset)
+            logging.info("step %d  valid NLL %.2f nats/line, %.4f nats/point%s",
+                         meta["step"], valid["nll_per_line"], valid["nll_per_point"],
+                         " (the weights' moving average)" if trainer.ema_model is not None else "")
             summaries.scalar("valid/nll_per_line", valid["nll_per_line"], meta["step"])
             summaries.scalar("valid/nll_per_point", valid["nll_per_point"], meta["step"])
+            if trainer.ema_model is not None:  # as hwtf.train validates
+                own = trainer.evaluate(dataset, trainer.model)
+                logging.info("step %d  valid NLL %.2f nats/line, %.4f nats/point (the weights themselves)",
+                             meta["step"], own["nll_per_line"], own["nll_per_point"])
+                summaries.scalar("valid/weights_nll_per_line", own["nll_per_line"], meta["step"])
+                summaries.scalar("valid/weights_nll_per_point", own["nll_per_point"], meta["step"])
             if valid["nll_per_line"] < float(trainer.best.numpy()):
                 trainer.best.assign(valid["nll_per_line"])
                 best_manager.save(checkpoint_number=meta["step"])

@@ -102,11 +102,17 @@ def test_updates_are_the_tensorflow_trainers(tiny_config, new_units_rate):
 
     tiny_config = dataclasses.replace(tiny_config, lstm_layers=3)
 
+    import jax.numpy as jnp
+
+    from hwtf.model import named_weights
+
     trainer = _trainer(tiny_config, learning_rate=1e-2, clipnorm=10.0, new_units_from=12,
-                       new_units_rate=new_units_rate)
+                       new_units_rate=new_units_rate, ema_decay=0.6)
     state = _jax_state(trainer)
+    state["average"] = {k: jnp.array(x) for k, x in state["params"].items()}
+    state["average_updates"] = jnp.asarray(0, jnp.int32)
     scales = rate_scales({k: p.shape for k, p in state["params"].items()}, 3, 12, 16, new_units_rate)
-    step = jax_stint.make_train_step(tiny_config.lstm_layers, 10.0)
+    step = jax_stint.make_train_step(tiny_config.lstm_layers, 10.0, ema_decay=0.6)
     for i in range(3):
         batch = _batch(tiny_config, seed=i)
         if i == 1:  # a batch whose gradient norm exceeds the clip
@@ -119,11 +125,20 @@ def test_updates_are_the_tensorflow_trainers(tiny_config, new_units_rate):
             assert float(tf_result["grad_norm"]) > 10.0
     weights, m, v = stint_state.state_arrays(trainer)
     assert int(state["iterations"]) == int(trainer.optimizer.iterations.numpy()) == 3
+    assert int(state["average_updates"]) == int(trainer.ema_updates.numpy()) == 3
+    average = {k: x.numpy() for k, x in named_weights(trainer.ema_model).items()}
+    start = {k: x.numpy() for k, x in named_weights(_trainer(tiny_config).model).items()}
     for name in weights:
         # Adam divides by sqrt(v): where a gradient is near 0 its rounding
         # moves a weight by up to the learning rate, so compare the updates.
         moved = np.asarray(state["params"][name]) - weights[name]
         assert np.mean(np.abs(moved) < 1e-4) > 0.99, name
+        # The average is TensorFlow's too, and (decay 0.6 over three
+        # updates) neither the weights nor where they started.
+        assert np.mean(np.abs(np.asarray(state["average"][name]) - average[name]) < 1e-4) > 0.99, name
+        if name.startswith("kernel"):
+            assert not np.allclose(average[name], weights[name], atol=1e-4)
+            assert not np.allclose(average[name], start[name], atol=1e-4)
         for key, slot in (("m", m), ("v", v)):
             np.testing.assert_allclose(np.asarray(state[key][name]), slot[name], rtol=1e-3,
                                        atol=1e-4 * (np.abs(slot[name]).max() + 1e-12), err_msg=f"{key} {name}")
@@ -172,6 +187,16 @@ def test_a_non_finite_update_is_skipped(tiny_config):
     assert bool(metrics["skipped"]) and int(state["skipped"]) == 1 and int(state["iterations"]) == 0
     for name, value in before.items():
         np.testing.assert_array_equal(np.asarray(state["params"][name]), value)
+    # Nor does it move the moving average or count as one of its updates
+    # (the first update's factor would be 0/0 there).
+    import jax.numpy as jnp
+
+    state = dict(_jax_state(trainer), average={k: jnp.asarray(x) + 1.0 for k, x in before.items()},
+                 average_updates=jnp.asarray(0, jnp.int32))
+    state, _ = jax_stint.make_train_step(tiny_config.lstm_layers, 10.0, ema_decay=0.9)(state, batch)
+    assert int(state["average_updates"]) == 0
+    for name, value in before.items():
+        np.testing.assert_array_equal(np.asarray(state["average"][name]), value + 1.0)
 
 
 def test_batches_are_buckets_of_whole_lines_and_cover_every_line():
@@ -262,6 +287,30 @@ def test_the_state_splits_into_files_a_call_returns_and_reads_back(tmp_path, tin
         np.testing.assert_array_less(np.abs(np.log2(got_v[name] / v[name])), (hi - lo) / 508 + 1e-6)
     with np.load(tmp_path / "adam_v.npz") as first:
         assert first[next(k for k in first.files if not k.startswith("__") and "@" not in k)].dtype == np.uint8
+    assert "average.npz" not in files and jax_stint.read_average(str(tmp_path), got_meta, got_w) is None
+
+    # The weights' moving average travels as int8 codes of its difference
+    # from the weights, each within 1/254 of its row's largest difference.
+    rng = np.random.default_rng(2)
+    average = {k: (x + rng.normal(0, 1e-3, x.shape)).astype(np.float32) for k, x in weights.items()}
+    files = jax_stint.write_state(str(tmp_path / "averaged"), {**state, "average": average, "average_updates": 4},
+                                  meta, shard_bytes=largest + 1, compress=compress)
+    assert "average.npz" in files and files[-1] == "meta.json"
+    got_w, _, _, got_meta = jax_stint.read_arrays(str(tmp_path / "averaged"))
+    assert got_meta["average_updates"] == 4
+    got_average = jax_stint.read_average(str(tmp_path / "averaged"), got_meta, got_w)
+    for name, x in average.items():
+        rows = x.shape[0] if x.ndim > 1 else 1
+        bound = np.abs(x - weights[name]).reshape(rows, -1).max(axis=1) / 254 * (1 + 1e-5) + 1e-9
+        error = np.abs(got_average[name] - x).reshape(rows, -1).max(axis=1)
+        np.testing.assert_array_less(error, bound, err_msg=name)
+        assert got_average[name].dtype == np.float32
+    with np.load(tmp_path / "averaged" / "average.npz") as codes:
+        assert codes["kernel_0"].dtype == np.int8
+    # A state written again without one says so: an old average is not read.
+    jax_stint.write_state(str(tmp_path / "averaged"), state, got_meta, shard_bytes=largest + 1, compress=compress)
+    assert "average_updates" not in json.loads((tmp_path / "averaged" / "meta.json").read_text())
+
     # A shard left from another step (a write cut short) is refused by name.
     jax_stint.write_state(str(tmp_path / "later"), state, {**meta, "step": 7}, shard_bytes=largest + 1)
     os.replace(tmp_path / "later" / "weights-1.npz", tmp_path / "weights-1.npz")
@@ -320,10 +369,11 @@ def test_synthetic_capitals_join_the_epoch_within_the_alphabet():
 def test_a_jax_stint_continues_the_run_and_training_resumes_from_it(tmp_path):
     """hwtf.train (10 steps) -> export -> 30 steps of the JAX stint, whose
     loss falls -> import (its next checkpoint, validated) -> hwtf.train
-    resumes from there."""
+    resumes from there; the weights' moving average (`--ema_decay`) starts
+    with the stint and comes back with it."""
     pytest.importorskip("jax")
     train_dir, state, out = tmp_path / "run", tmp_path / "state", tmp_path / "out"
-    flags = _flags(tmp_path, train_dir)
+    flags = _flags(tmp_path, train_dir) + ["--ema_decay=0.9"]
     _cli("-m", "hwtf.train", *flags, "--steps=10", "--export_dir=", "--image_every=0")
     # --capitals_repeat reaches the stint's lines (train.epoch_lines; the synthetic set has no capitals in a row)
     _cli("-m", "hwtf.stint_state", "export", *flags, f"--state={state}", "--capitals_repeat=2",
@@ -336,21 +386,35 @@ def test_a_jax_stint_continues_the_run_and_training_resumes_from_it(tmp_path):
 
     stint_log = _cli("-m", "hwtf.jax_stint", f"--state={state}", f"--out={out}", "--steps=30", "--log_every=5")
     assert "weight noise 0.01" in stint_log and "units past 24 at 3 times the rate" in stint_log
+    assert "the weights' moving average (decay 0.9) starting at the weights" in stint_log
     trained = json.loads((out / jax_stint.META).read_text())
+    assert trained["average_updates"] == 30 and (out / "average.npz").exists()
+    # A next call on the same machine goes on with the average.
+    again, _ = jax_stint.read_state(str(out))
+    assert int(again["average_updates"]) == 30
     losses = [e["loss"] for e in trained["log"]]
     assert trained["step"] == 40 and [e["step"] for e in trained["log"]] == list(range(15, 45, 5))
     assert np.mean(losses[-2:]) < np.mean(losses[:2]) - 0.5, losses
 
     log = _cli("-m", "hwtf.stint_state", "import", *flags, f"--state={out}", "--validate")
-    assert "valid NLL" in log
+    assert "the weights' moving average: the stint's, over 30 updates" in log
+    assert "(the weights' moving average)" in log and "(the weights themselves)" in log
     assert tf.train.latest_checkpoint(str(train_dir)).endswith("ckpt-40")
     reader = tf.train.load_checkpoint(str(train_dir / "ckpt-40"))
+    from hwtf.model import EMA_AVERAGE
+
+    stored = {k for k in reader.get_variable_to_shape_map() if "recurrent_kernel_1" in k and "OPTIMIZER" not in k}
+    average = jax_stint.read_average(str(out), trained, jax_stint.read_arrays(str(out))[0])
     with np.load(out / jax_stint.state_file(jax_stint.WEIGHTS)) as weights:
-        key = next(k for k in reader.get_variable_to_shape_map() if "recurrent_kernel_1" in k and "OPTIMIZER" not in k)
+        key = next(k for k in stored if not k.startswith(EMA_AVERAGE))
         np.testing.assert_array_equal(reader.get_tensor(key), weights["recurrent_kernel_1"])
+        key = next(k for k in stored if k.startswith(EMA_AVERAGE))
+        np.testing.assert_array_equal(reader.get_tensor(key), average["recurrent_kernel_1"])
+        assert not np.allclose(average["recurrent_kernel_1"], weights["recurrent_kernel_1"], atol=1e-5)
 
     log = _cli("-m", "hwtf.train", *flags, "--steps=45", "--export_dir=", "--image_every=0")
     assert "resumed from" in log and "at step 40" in log
+    assert "the weights' moving average: 30 updates so far" in log
     assert tf.train.latest_checkpoint(str(train_dir)).endswith("ckpt-45")
 
     from hwtf import summaries
