@@ -52,8 +52,17 @@ next)  # a warm machine's next call trains on from DIR, the last call's files
   [ -f "$2/meta.json" ] || { echo "$2: no meta.json, not a call's state" >&2; exit 2; }
   rm -f .gpu/*.npz .gpu/meta.json
   cp "$2"/*.npz "$2"/meta.json .gpu/
-  step=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["step"])' .gpu/meta.json)
-  # The call's saves are uncompressed (46 MB for 3x640, 3 more than prepare's).
+  # The call's saves are uncompressed (46 MB for 3x640, 3 more than prepare's),
+  # and its moving average (9 MB more) would take what .gpu/ carries past 64
+  # MiB: it stays behind, and the next call starts its own at the weights
+  # (after its 2,000 or more updates at --ema_decay=0.998 this one would
+  # weigh under 2% in it).
+  rm -f .gpu/average*.npz
+  step=$("$PY" -c 'import json, sys
+meta = json.load(open(sys.argv[1]))
+meta.pop("average_updates", None)
+json.dump(meta, open(sys.argv[1], "w"), indent=1)
+print(meta["step"])' .gpu/meta.json)
   carried
   echo "ready: the same call again trains on from step $step;" \
        "then bash docs/gpu_stint.sh finish with the last call's folder"
