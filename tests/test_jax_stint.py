@@ -389,7 +389,8 @@ def test_a_jax_stint_continues_the_run_and_training_resumes_from_it(tmp_path):
     assert "the weights' moving average (decay 0.9) starting at the weights" in stint_log
     trained = json.loads((out / jax_stint.META).read_text())
     assert trained["average_updates"] == 30 and (out / "average.npz").exists()
-    # A next call on the same machine goes on with the average.
+    # A stint started from its folder goes on with the average
+    # (docs/gpu_stint.sh next leaves it behind, for what a call carries).
     again, _ = jax_stint.read_state(str(out))
     assert int(again["average_updates"]) == 30
     losses = [e["loss"] for e in trained["log"]]
