@@ -33,14 +33,19 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", os.path.join(REPO, "checkpoints", "iamondb"), "A training directory.")
-flags.DEFINE_string("data_dir", os.path.join(REPO, "..", "shared", "data", "iamondb.tar.xz"),
-                    "IAM-OnDB archive or folder.")
-flags.DEFINE_string("split", "testset_v", "The split to score.")
-flags.DEFINE_integer("min_points", 1000, "Score the lines of at least this many points.")
-flags.DEFINE_integer("max_length", 1200, "The longest training line (flags/iamondb.cfg's --max_length).")
-flags.DEFINE_list("bands", ["0", "400", "800", "1000", "1200"], "Where the position bands begin.")
-flags.DEFINE_integer("batch_size", 8, "Lines per batch.")
+
+
+def define_flags() -> None:
+    """The command's flags, defined when it runs (not on import: the tests
+    import this beside other scripts that define flags of the same names)."""
+    flags.DEFINE_string("model", os.path.join(REPO, "checkpoints", "iamondb"), "A training directory.")
+    flags.DEFINE_string("data_dir", os.path.join(REPO, "..", "shared", "data", "iamondb.tar.xz"),
+                        "IAM-OnDB archive or folder.")
+    flags.DEFINE_string("split", "testset_v", "The split to score.")
+    flags.DEFINE_integer("min_points", 1000, "Score the lines of at least this many points.")
+    flags.DEFINE_integer("max_length", 1200, "The longest training line (flags/iamondb.cfg's --max_length).")
+    flags.DEFINE_list("bands", ["0", "400", "800", "1000", "1200"], "Where the position bands begin.")
+    flags.DEFINE_integer("batch_size", 8, "Lines per batch.")
 
 
 def point_nll(model, config, offsets: list, texts: list) -> list:
@@ -118,4 +123,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
