@@ -520,18 +520,19 @@ def write_state(out_dir: str, state: dict, meta: dict, shard_bytes: int = SHARD_
     weights = {k: np.asarray(state["params"][k], np.float32) for k in names}
     for stem, key in groups:
         arrays = dict(weights) if key == "params" else {k: np.asarray(state[key][k], np.float32) for k in names}
-        extra = {}  # a coded array's companion: its log8 range, or its delta8 scales
+        # A coded array's companion, under its name and this suffix: the
+        # log8 codes' range, or the delta8 codes' row scales.
+        suffix, extra = {"v": _LOG8_RANGE, "average": _DELTA8_SCALES}.get(key), {}
         for k in names:
             if key == "v":
-                arrays[k], extra[k + _LOG8_RANGE] = to_log8(arrays[k])
+                arrays[k], extra[k] = to_log8(arrays[k])
             elif key == "average":
-                arrays[k], extra[k + _DELTA8_SCALES] = to_delta8(arrays[k], weights[k])
+                arrays[k], extra[k] = to_delta8(arrays[k], weights[k])
         shards = _shard_names(arrays, shard_bytes)
         for i, shard in enumerate(shards):
             name = state_file(stem, i)
             _save_npz(os.path.join(out_dir, name), {**{k: arrays[k] for k in shard},
-                                                    **{c: extra[c] for k in shard
-                                                       for c in (k + _LOG8_RANGE, k + _DELTA8_SCALES) if c in extra},
+                                                    **{k + suffix: extra[k] for k in shard if k in extra},
                                                     "__step__": np.asarray(step, np.int64),
                                                     "__shards__": np.asarray(len(shards), np.int64)},
                       compress)

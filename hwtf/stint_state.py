@@ -63,20 +63,28 @@ def state_arrays(trainer) -> tuple[dict, dict, dict]:
     return weights, m, v
 
 
+def _assign(target, source: dict, name: str, what: str) -> None:
+    """`target` (a variable) takes `source[name]`, refused (ValueError,
+    naming `what` and `name`) where it is missing, of another shape or not
+    finite."""
+    if name not in source:
+        raise ValueError(f"{what}: no {name}")
+    if tuple(source[name].shape) != tuple(target.shape):
+        raise ValueError(f"{what}: {name} is {tuple(source[name].shape)}; the model's is {tuple(target.shape)}")
+    if not np.all(np.isfinite(source[name])):
+        raise ValueError(f"{what}: {name} is not finite")
+    target.assign(source[name])
+
+
 def load_state(trainer, weights: dict, m: dict, v: dict, iterations: int, step: int, skipped: int) -> None:
     """Assigns arrays from `state_arrays` (or a JAX stint) to the trainer."""
     from hwtf.model import named_weights
 
     for name, variable in named_weights(trainer.model).items():
         first, second = _slots(trainer.optimizer, variable)
-        for target, source, what in ((variable, weights, "weights"), (first, m, "Adam's m"), (second, v, "Adam's v")):
-            if name not in source:
-                raise ValueError(f"{what} lack {name}")
-            if tuple(source[name].shape) != tuple(target.shape):
-                raise ValueError(f"{what}' {name} is {tuple(source[name].shape)}; the model's is {tuple(target.shape)}")
-            if not np.all(np.isfinite(source[name])):
-                raise ValueError(f"{what}' {name} is not finite")
-            target.assign(source[name])
+        for target, source, what in ((variable, weights, "the weights"), (first, m, "Adam's m"),
+                                     (second, v, "Adam's v")):
+            _assign(target, source, name, what)
     trainer.optimizer.iterations.assign(iterations)
     trainer.step.assign(step)
     trainer.skipped.assign(skipped)
@@ -93,14 +101,7 @@ def load_average(trainer, average: dict | None, updates: int) -> None:
         logging.info("the stint brought no moving average of the weights back; it starts at the weights")
         return
     for name, variable in named_weights(trainer.ema_model).items():
-        if name not in average:
-            raise ValueError(f"the moving average lacks {name}")
-        if tuple(average[name].shape) != tuple(variable.shape):
-            raise ValueError(f"the moving average's {name} is {tuple(average[name].shape)}; "
-                             f"the model's is {tuple(variable.shape)}")
-        if not np.all(np.isfinite(average[name])):
-            raise ValueError(f"the moving average's {name} is not finite")
-        variable.assign(average[name])
+        _assign(variable, average, name, "the moving average")
     trainer.ema_updates.assign(updates)
     logging.info("the weights' moving average: the stint's, over %d updates", updates)
 
