@@ -51,23 +51,15 @@ def define_flags() -> None:
 def point_nll(model, config, offsets: list, texts: list) -> list:
     """Each line's NLL a point (all but its first), as `hwtf.model.nll`
     scores them under teacher forcing, as numpy arrays."""
-    import tensorflow as tf
+    from hwtf.evaluate import text_batch
+    from hwtf.model import nll
 
-    from hwtf import distributions
-
-    alphabet, normalizer = config.alphabet_lib, config.normalizer_lib
-    t = max(len(o) for o in offsets)
-    strokes = np.zeros((len(offsets), t, 3), np.float32)
+    strokes = np.zeros((len(offsets), max(len(o) for o in offsets), 3), np.float32)
     for row, o in enumerate(offsets):
-        strokes[row, : len(o)] = normalizer.normalize(o)
-    chars = [alphabet.encode(text) for text in texts]
-    u = max(len(c) for c in chars)
-    chars_array = np.stack([np.pad(c, (0, u - len(c))) for c in chars]).astype(np.int32)
-    out = model(tf.constant(strokes[:, :-1]), tf.constant(chars_array),
-                tf.constant([len(c) for c in chars], tf.int32))
-    offset_lp, pen_lp = distributions.log_prob(distributions.split_head(out["head"]), tf.constant(strokes[:, 1:]))
-    nll = -(offset_lp + pen_lp).numpy()
-    return [nll[row, : len(o) - 1] for row, o in enumerate(offsets)]
+        strokes[row, : len(o)] = o
+    batch = text_batch(config, strokes, [len(o) for o in offsets], texts)
+    per_point = nll(model, batch)["point_nll"].numpy()
+    return [per_point[row, : len(o) - 1] for row, o in enumerate(offsets)]
 
 
 def band_rows(per_point: list, bands: list[int], max_length: int) -> list[dict]:

@@ -129,30 +129,36 @@ def checkpoint_model(path: str):
 def model_scorer(config, model):
     """`_scorer`'s `score` for a built Keras model: it reads the model's
     weights as they are at each call."""
-    import numpy as np
     import tensorflow as tf
 
     from hwtf.model import nll
 
-    alphabet, normalizer = config.alphabet_lib, config.normalizer_lib
-
     @tf.function(reduce_retracing=True)
     def per_line(batch):
-        return nll(model, batch)
+        out = nll(model, batch)
+        return out["line_nll"], out["line_points"]
 
     def score(strokes, lengths, texts):
-        chars = [alphabet.encode(t) for t in texts]
-        u = max(1, max(len(c) for c in chars))
-        batch = {
-            "offsets": np.stack([normalizer.normalize(s) for s in strokes]),
-            "lengths": np.asarray(lengths, np.int32),
-            "chars": np.stack([np.pad(c, (0, u - len(c))) for c in chars]).astype(np.int32),
-            "char_lengths": np.array([len(c) for c in chars], np.int32),
-        }
-        out = per_line(batch)
-        return out["line_nll"].numpy(), out["line_points"].numpy()
+        line_nll, points = per_line(text_batch(config, strokes, lengths, texts))
+        return line_nll.numpy(), points.numpy()
 
     return score
+
+
+def text_batch(config, strokes, lengths, texts) -> dict:
+    """`hwtf.model.nll`'s batch from raw offsets `[B, T, 3]` (zero-padded),
+    their `lengths` and the lines' `texts`: the offsets normalised and the
+    texts encoded as the model's `config` says, as training feeds them."""
+    import numpy as np
+
+    chars = [config.alphabet_lib.encode(t) for t in texts]
+    u = max(1, max(len(c) for c in chars))
+    return {
+        "offsets": np.stack([config.normalizer_lib.normalize(s) for s in strokes]).astype(np.float32),
+        "lengths": np.asarray(lengths, np.int32),
+        "chars": np.stack([np.pad(c, (0, u - len(c))) for c in chars]).astype(np.int32),
+        "char_lengths": np.array([len(c) for c in chars], np.int32),
+    }
 
 
 def evaluate(path: str, data, batch_size: int = 16) -> dict:

@@ -211,7 +211,8 @@ def nll(model: HandwritingModel, batch: dict, teacher_forcing=1.0, seed=None) ->
       optimised), `offset_nll` and `pen_nll` (its parts), `nll_per_line` (the
       mean over lines of the summed NLL, Graves's unit), and the sums
       `nll_sum`, `offset_sum`, `pen_sum`, `points`, `lines` (for adding up
-      over batches and replicas); and per line `line_nll [B]`, `line_points [B]`.
+      over batches and replicas); per line `line_nll [B]`, `line_points [B]`;
+      and per point `point_nll [B, T-1]` (zero past each line's end).
     """
     offsets = tf.cast(batch["offsets"], tf.float32)
     inputs, targets = offsets[:, :-1], offsets[:, 1:]
@@ -229,7 +230,8 @@ def nll(model: HandwritingModel, batch: dict, teacher_forcing=1.0, seed=None) ->
     out = model(inputs, chars, char_lengths)
     params = distributions.split_head(out["head"])
     offset_lp, pen_lp = distributions.log_prob(params, targets)
-    line_nll = -tf.reduce_sum((offset_lp + pen_lp) * mask, 1)  # [B]
+    point_nll = -(offset_lp + pen_lp) * mask  # [B, T-1]
+    line_nll = tf.reduce_sum(point_nll, 1)  # [B]
     line_points = tf.reduce_sum(mask, 1)  # [B]
     points = tf.reduce_sum(line_points)
     lines = tf.cast(tf.shape(offsets)[0], tf.float32)
@@ -248,6 +250,7 @@ def nll(model: HandwritingModel, batch: dict, teacher_forcing=1.0, seed=None) ->
         "lines": lines,
         "line_nll": line_nll,
         "line_points": line_points,
+        "point_nll": point_nll,
     }
 
 

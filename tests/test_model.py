@@ -35,6 +35,12 @@ def test_nll_shapes_masks_and_units(tiny_config):
     padded = dict(batch, offsets=batch["offsets"].copy())
     padded["offsets"][1, 11:] = 7.0
     np.testing.assert_allclose(nll(model, padded)["loss"].numpy(), result["loss"].numpy(), rtol=1e-6)
+    # Per point: each line's points sum to its NLL, and nothing past its end counts.
+    point_nll = result["point_nll"].numpy()
+    assert point_nll.shape == (3, 19)
+    np.testing.assert_allclose(point_nll.sum(1), result["line_nll"].numpy(), rtol=1e-6)
+    assert np.all(point_nll[1, 10:] == 0) and np.all(point_nll[2, 3:] == 0)
+    assert np.all(point_nll[1, :10] != 0) and np.all(point_nll[2, :3] != 0)
 
 
 def test_prediction_model_ignores_text():
