@@ -251,23 +251,8 @@ def import_state(state_dir: str, validate: bool = False) -> int:
             summaries.scalar("skipped_updates", entry["skipped"], step)
             summaries.scalar("learning_rate", meta["learning_rate"], step)
             summaries.scalar("teacher_forcing", 1.0, step)
-        if validate:
-            dataset = train.validation_dataset(config, valid_set)
-            valid = trainer.evaluate(dataset)
-            logging.info("step %d  valid NLL %.2f nats/line, %.4f nats/point%s",
-                         meta["step"], valid["nll_per_line"], valid["nll_per_point"],
-                         " (the weights' moving average)" if trainer.ema_model is not None else "")
-            summaries.scalar("valid/nll_per_line", valid["nll_per_line"], meta["step"])
-            summaries.scalar("valid/nll_per_point", valid["nll_per_point"], meta["step"])
-            if trainer.ema_model is not None:  # as hwtf.train validates
-                own = trainer.evaluate(dataset, trainer.model)
-                logging.info("step %d  valid NLL %.2f nats/line, %.4f nats/point (the weights themselves)",
-                             meta["step"], own["nll_per_line"], own["nll_per_point"])
-                summaries.scalar("valid/weights_nll_per_line", own["nll_per_line"], meta["step"])
-                summaries.scalar("valid/weights_nll_per_point", own["nll_per_point"], meta["step"])
-            if valid["nll_per_line"] < float(trainer.best.numpy()):
-                trainer.best.assign(valid["nll_per_line"])
-                best_manager.save(checkpoint_number=meta["step"])
+        if validate:  # as hwtf.train validates
+            trainer.validate(train.validation_dataset(config, valid_set), meta["step"], writer, best_manager)
     writer.close()
     path = manager.save(checkpoint_number=meta["step"])
     logging.info("saved step %d (from step %d, %d steps on %s) as %s", meta["step"], start,

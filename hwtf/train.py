@@ -458,6 +458,31 @@ class Trainer:
             "nll_per_point": totals["nll_sum"] / max(totals["points"], 1.0),
         }
 
+    def validate(self, dataset, step: int, writer, best_manager) -> float:
+        """Scores `eval_model` on `dataset` and logs it, with the weights
+        themselves too where it is their moving average (as `valid/weights_*`),
+        to `writer`; saves a new best with `best_manager`. Returns the
+        `eval_model`'s NLL a line."""
+        from hwtf import summaries
+
+        valid = self.evaluate(dataset)
+        logging.info("step %d  valid NLL %.2f nats/line, %.4f nats/point%s",
+                     step, valid["nll_per_line"], valid["nll_per_point"],
+                     " (the weights' moving average)" if self.ema_model is not None else "")
+        with writer.as_default():
+            summaries.scalar("valid/nll_per_line", valid["nll_per_line"], step)
+            summaries.scalar("valid/nll_per_point", valid["nll_per_point"], step)
+            if self.ema_model is not None:
+                weights = self.evaluate(dataset, self.model)
+                logging.info("step %d  valid NLL %.2f nats/line, %.4f nats/point (the weights themselves)",
+                             step, weights["nll_per_line"], weights["nll_per_point"])
+                summaries.scalar("valid/weights_nll_per_line", weights["nll_per_line"], step)
+                summaries.scalar("valid/weights_nll_per_point", weights["nll_per_point"], step)
+        if valid["nll_per_line"] < float(self.best.numpy()):
+            self.best.assign(valid["nll_per_line"])
+            best_manager.save(checkpoint_number=step)
+        return valid["nll_per_line"]
+
 
 # -- the command, step by step ---------------------------------------------
 
@@ -825,23 +850,7 @@ class Loop:
         """Scores `eval_model` (the weights' average, where the run keeps one,
         and then the weights themselves too, as `valid/weights_*`)."""
         dataset = self.strategy.experimental_distribute_dataset(self.valid_ds)
-        valid = self.trainer.evaluate(dataset)
-        self.last_valid = valid["nll_per_line"]
-        logging.info("step %d  valid NLL %.2f nats/line, %.4f nats/point%s",
-                     step, valid["nll_per_line"], valid["nll_per_point"],
-                     " (the weights' moving average)" if self.trainer.ema_model is not None else "")
-        with self.writer.as_default():
-            self.summaries.scalar("valid/nll_per_line", valid["nll_per_line"], step)
-            self.summaries.scalar("valid/nll_per_point", valid["nll_per_point"], step)
-            if self.trainer.ema_model is not None:
-                weights = self.trainer.evaluate(dataset, self.trainer.model)
-                logging.info("step %d  valid NLL %.2f nats/line, %.4f nats/point (the weights themselves)",
-                             step, weights["nll_per_line"], weights["nll_per_point"])
-                self.summaries.scalar("valid/weights_nll_per_line", weights["nll_per_line"], step)
-                self.summaries.scalar("valid/weights_nll_per_point", weights["nll_per_point"], step)
-        if valid["nll_per_line"] < float(self.trainer.best.numpy()):
-            self.trainer.best.assign(valid["nll_per_line"])
-            self.best_manager.save(checkpoint_number=step)
+        self.last_valid = self.trainer.validate(dataset, step, self.writer, self.best_manager)
 
     def write_image(self, step: int) -> None:
         """A line sampled at bias 0.5 (the first validation text) and its
