@@ -195,7 +195,7 @@ def _mix_in_samples(model, inputs, chars, char_lengths, teacher_forcing, seed):
     return tf.concat([inputs[:, :1], mixed], 1)
 
 
-def nll(model: HandwritingModel, batch: dict, teacher_forcing=1.0, seed=None) -> dict:
+def nll(model: HandwritingModel, batch: dict, teacher_forcing=1.0, seed=None, targets=None) -> dict:
     """Negative log-likelihood of a batch, in nats.
 
     Each line's points after the first are predicted from the ones before.
@@ -205,6 +205,9 @@ def nll(model: HandwritingModel, batch: dict, teacher_forcing=1.0, seed=None) ->
       teacher_forcing: probability of feeding the true offset (scheduled
         sampling; 1 = pure teacher forcing, at the cost of one forward pass).
       seed: stateless `[2]` int seed for scheduled sampling.
+      targets: `[B, T-1, 3]` normalised offsets to score in place of the
+        batch's own next offsets, which are still what the model reads (for
+        measuring the density between the data's points, docs/lattice_nll.py).
 
     Returns:
       dict of scalars: `loss` (mean NLL per predicted point, what is
@@ -215,7 +218,8 @@ def nll(model: HandwritingModel, batch: dict, teacher_forcing=1.0, seed=None) ->
       and per point `point_nll [B, T-1]` (zero past each line's end).
     """
     offsets = tf.cast(batch["offsets"], tf.float32)
-    inputs, targets = offsets[:, :-1], offsets[:, 1:]
+    inputs = offsets[:, :-1]
+    targets = offsets[:, 1:] if targets is None else tf.cast(targets, tf.float32)
     mask = tf.sequence_mask(batch["lengths"] - 1, tf.shape(targets)[1], dtype=tf.float32)
     chars = batch.get("chars") if model.conditional else None
     char_lengths = batch.get("char_lengths") if model.conditional else None

@@ -41,6 +41,11 @@ def test_nll_shapes_masks_and_units(tiny_config):
     np.testing.assert_allclose(point_nll.sum(1), result["line_nll"].numpy(), rtol=1e-6)
     assert np.all(point_nll[1, 10:] == 0) and np.all(point_nll[2, 3:] == 0)
     assert np.all(point_nll[1, :10] != 0) and np.all(point_nll[2, :3] != 0)
+    # Targets given in place of the next offsets: the same when they are those.
+    own = nll(model, batch, targets=batch["offsets"][:, 1:])["point_nll"].numpy()
+    np.testing.assert_array_equal(own, point_nll)
+    moved = nll(model, batch, targets=batch["offsets"][:, 1:] + 0.1)["point_nll"].numpy()
+    assert np.all(moved[0] != point_nll[0]) and np.all(moved[1, 10:] == 0)
 
 
 def test_prediction_model_ignores_text():

@@ -1,0 +1,61 @@
+"""docs/lattice_nll.py: the NLL on the lattice's points and across its cells."""
+
+import importlib.util
+import os
+
+import numpy as np
+import tensorflow as tf
+
+_SPEC = importlib.util.spec_from_file_location(
+    "lattice_nll", os.path.join(os.path.dirname(__file__), "..", "docs", "lattice_nll.py"))
+lattice_nll = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(lattice_nll)
+
+
+def _lines(rng, lengths):
+    return [np.column_stack([rng.integers(-3, 4, (n, 2)), rng.random(n) < 0.1]).astype(np.float32) for n in lengths]
+
+
+def test_recorded_scores_are_the_models_and_noise_moves_only_the_targets(tiny_config):
+    """At no noise each line's points sum to hwtf.model.nll's NLL of it; with
+    noise the scores change, stay finite, and the pen-lift bits are untouched
+    (a step that lifts the pen keeps its kind)."""
+    import keras
+
+    from hwtf.model import nll
+
+    keras.utils.set_random_seed(0)
+    model = tiny_config.build_model()
+    rng = np.random.default_rng(0)
+    offsets, texts = _lines(rng, (30, 47, 12)), ["hello", "a longer text", "ab"]
+    recorded = lattice_nll.point_nll(model, tiny_config, offsets, texts, 0.0, rng)
+    assert [len(p) for p in recorded] == [29, 46, 11]
+    for o, text, points in zip(offsets, texts, recorded):
+        alone = nll(model, {
+            "offsets": tf.constant(tiny_config.normalizer_lib.normalize(o)[None]),
+            "lengths": tf.constant([len(o)], tf.int32),
+            "chars": tf.constant([tiny_config.alphabet_lib.encode(text)], tf.int32),
+            "char_lengths": tf.constant([len(text)], tf.int32),
+        })
+        np.testing.assert_allclose(points.sum(), float(alone["line_nll"][0]), rtol=1e-5)
+    moved = lattice_nll.point_nll(model, tiny_config, offsets, texts, 1.0, rng)
+    for a, b in zip(recorded, moved):
+        assert a.shape == b.shape and np.all(np.isfinite(b)) and not np.allclose(a, b)
+
+
+def test_a_density_piled_on_the_lattice_shows_as_lattice_nats():
+    """kind_rows: each step in exactly one kind, and the excess of the
+    dequantised NLL over the recorded one, a line, by kind and in all."""
+    offsets = [np.array([[0, 0, 0], [0, 0, 0], [0, 2, 0], [3, 0, 0], [1, 1, 1], [2, 2, 0]], np.float32),
+               np.array([[0, 0, 0], [0, 0, 1], [0, 0, 0]], np.float32)]
+    kinds = lattice_nll.step_kinds(np.concatenate([o[1:] for o in offsets]))
+    assert sum(m.astype(int) for m in kinds.values()).tolist() == [1] * 7
+    recorded = [np.full(5, -3.0), np.full(2, -3.0)]
+    dequantised = [np.array([-1.0, -2.0, -2.0, -3.0, -3.0]), np.array([-3.0, -1.0])]
+    rows = {r["steps"]: r for r in lattice_nll.kind_rows(offsets, recorded, dequantised)}
+    assert rows["all"]["points_per_line"] == 3.5 and rows["all"]["lattice_nats_per_line"] == 3.0
+    assert rows["dx and dy 0"]["points_per_line"] == 1.0
+    assert rows["dx and dy 0"]["recorded"] == {"nll_per_point": -3.0, "nll_per_line": -3.0}
+    assert rows["dx and dy 0"]["lattice_nats_per_line"] == 2.0 and rows["pen lifts"]["lattice_nats_per_line"] == 0.0
+    assert rows["dx 0"]["lattice_nats_per_line"] == 0.5 and rows["dy 0"]["lattice_nats_per_line"] == 0.5
+    assert rows["neither 0"]["points_per_line"] == 0.5 and rows["neither 0"]["lattice_nats_per_line"] == 0.0
