@@ -58,8 +58,7 @@ def step_kinds(targets: np.ndarray) -> dict:
     (`KINDS`): each step is of exactly one kind, a pen lift before all."""
     up = targets[:, 2] > 0.5
     dx0, dy0 = targets[:, 0] == 0, targets[:, 1] == 0
-    return {"pen lifts": up, "dx and dy 0": ~up & dx0 & dy0, "dx 0": ~up & dx0 & ~dy0,
-            "dy 0": ~up & ~dx0 & dy0, "neither 0": ~up & ~dx0 & ~dy0}
+    return dict(zip(KINDS, (up, ~up & dx0 & dy0, ~up & dx0 & ~dy0, ~up & ~dx0 & dy0, ~up & ~dx0 & ~dy0)))
 
 
 def point_nll(model, config, offsets: list, texts: list, noise: float, rng) -> list:
@@ -67,13 +66,10 @@ def point_nll(model, config, offsets: list, texts: list, noise: float, rng) -> l
     the targets' x and y moved by `noise` times `U(-1/2, 1/2)` raw units
     (none at `noise=0`: `hwtf.model.nll`'s own scores), the inputs as
     recorded."""
-    from hwtf.evaluate import text_batch
+    from hwtf.evaluate import pad_lines, text_batch
     from hwtf.model import nll
 
-    strokes = np.zeros((len(offsets), max(len(o) for o in offsets), 3), np.float32)
-    for row, o in enumerate(offsets):
-        strokes[row, : len(o)] = o
-    lengths = [len(o) for o in offsets]
+    strokes, lengths = pad_lines(offsets)
     batch = text_batch(config, strokes, lengths, texts)
     moved = strokes.copy()
     moved[:, :, :2] += noise * rng.uniform(-0.5, 0.5, moved[:, :, :2].shape).astype(np.float32)

@@ -51,13 +51,10 @@ def define_flags() -> None:
 def point_nll(model, config, offsets: list, texts: list) -> list:
     """Each line's NLL a point (all but its first), as `hwtf.model.nll`
     scores them under teacher forcing, as numpy arrays."""
-    from hwtf.evaluate import text_batch
+    from hwtf.evaluate import pad_lines, text_batch
     from hwtf.model import nll
 
-    strokes = np.zeros((len(offsets), max(len(o) for o in offsets), 3), np.float32)
-    for row, o in enumerate(offsets):
-        strokes[row, : len(o)] = o
-    batch = text_batch(config, strokes, [len(o) for o in offsets], texts)
+    batch = text_batch(config, *pad_lines(offsets), texts)
     per_point = nll(model, batch)["point_nll"].numpy()
     return [per_point[row, : len(o) - 1] for row, o in enumerate(offsets)]
 

@@ -145,6 +145,17 @@ def model_scorer(config, model):
     return score
 
 
+def pad_lines(offsets: list) -> tuple:
+    """Lines' raw offsets (`[n_i, 3]` each) as one zero-padded float32
+    `[B, max n_i, 3]` array, with their `lengths`."""
+    import numpy as np
+
+    strokes = np.zeros((len(offsets), max(len(o) for o in offsets), 3), np.float32)
+    for row, o in enumerate(offsets):
+        strokes[row, : len(o)] = o
+    return strokes, np.array([len(o) for o in offsets], np.int32)
+
+
 def text_batch(config, strokes, lengths, texts) -> dict:
     """`hwtf.model.nll`'s batch from raw offsets `[B, T, 3]` (zero-padded),
     their `lengths` and the lines' `texts`: the offsets normalised and the
@@ -176,11 +187,7 @@ def score_set(score, data, batch_size: int = 16) -> dict:
     total_nll = total_points = 0.0
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
-        t = max(len(data.offsets[i]) for i in index)
-        strokes = np.zeros((len(index), t, 3), np.float32)
-        for row, i in enumerate(index):
-            strokes[row, : len(data.offsets[i])] = data.offsets[i]
-        lengths = np.array([len(data.offsets[i]) for i in index], np.int32)
+        strokes, lengths = pad_lines([data.offsets[i] for i in index])
         line_nll, points = score(strokes, lengths, [data.texts[i] for i in index])
         total_nll += float(np.sum(line_nll))
         total_points += float(np.sum(points))

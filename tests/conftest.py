@@ -38,6 +38,20 @@ def random_batch(rng: np.random.Generator, lengths, char_lengths, alphabet_size=
     return {"offsets": offsets, "lengths": lengths, "chars": chars, "char_lengths": char_lengths}
 
 
+def line_nll_alone(model, config, offsets: np.ndarray, text: str) -> float:
+    """`hwtf.model.nll`'s NLL of one line of raw offsets, in a batch of its own."""
+    import tensorflow as tf
+
+    from hwtf.model import nll
+
+    return float(nll(model, {
+        "offsets": tf.constant(config.normalizer_lib.normalize(offsets)[None]),
+        "lengths": tf.constant([len(offsets)], tf.int32),
+        "chars": tf.constant([config.alphabet_lib.encode(text)], tf.int32),
+        "char_lengths": tf.constant([len(text)], tf.int32),
+    })["line_nll"][0])
+
+
 def made_once(tmp_path_factory, name, make):
     """The folder `name`, filled by `make(folder)` once in the whole test run.
 

@@ -4,7 +4,8 @@ import importlib.util
 import os
 
 import numpy as np
-import tensorflow as tf
+
+from conftest import line_nll_alone
 
 _SPEC = importlib.util.spec_from_file_location(
     "lattice_nll", os.path.join(os.path.dirname(__file__), "..", "docs", "lattice_nll.py"))
@@ -22,8 +23,6 @@ def test_recorded_scores_are_the_models_and_noise_moves_only_the_targets(tiny_co
     (a step that lifts the pen keeps its kind)."""
     import keras
 
-    from hwtf.model import nll
-
     keras.utils.set_random_seed(0)
     model = tiny_config.build_model()
     rng = np.random.default_rng(0)
@@ -31,13 +30,7 @@ def test_recorded_scores_are_the_models_and_noise_moves_only_the_targets(tiny_co
     recorded = lattice_nll.point_nll(model, tiny_config, offsets, texts, 0.0, rng)
     assert [len(p) for p in recorded] == [29, 46, 11]
     for o, text, points in zip(offsets, texts, recorded):
-        alone = nll(model, {
-            "offsets": tf.constant(tiny_config.normalizer_lib.normalize(o)[None]),
-            "lengths": tf.constant([len(o)], tf.int32),
-            "chars": tf.constant([tiny_config.alphabet_lib.encode(text)], tf.int32),
-            "char_lengths": tf.constant([len(text)], tf.int32),
-        })
-        np.testing.assert_allclose(points.sum(), float(alone["line_nll"][0]), rtol=1e-5)
+        np.testing.assert_allclose(points.sum(), line_nll_alone(model, tiny_config, o, text), rtol=1e-5)
     moved = lattice_nll.point_nll(model, tiny_config, offsets, texts, 1.0, rng)
     for a, b in zip(recorded, moved):
         assert a.shape == b.shape and np.all(np.isfinite(b)) and not np.allclose(a, b)

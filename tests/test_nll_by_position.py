@@ -4,7 +4,8 @@ import importlib.util
 import os
 
 import numpy as np
-import tensorflow as tf
+
+from conftest import line_nll_alone
 
 _SPEC = importlib.util.spec_from_file_location(
     "nll_by_position", os.path.join(os.path.dirname(__file__), "..", "docs", "nll_by_position.py"))
@@ -17,8 +18,6 @@ def test_the_points_add_up_to_each_lines_nll(tiny_config):
     hwtf.model.nll gives that line alone: padding changes nothing."""
     import keras
 
-    from hwtf.model import nll
-
     keras.utils.set_random_seed(0)
     model = tiny_config.build_model()
     rng = np.random.default_rng(0)
@@ -28,13 +27,7 @@ def test_the_points_add_up_to_each_lines_nll(tiny_config):
     per_point = nll_by_position.point_nll(model, tiny_config, offsets, texts)
     assert [len(p) for p in per_point] == [29, 46, 11]
     for o, text, points in zip(offsets, texts, per_point):
-        alone = nll(model, {
-            "offsets": tf.constant(tiny_config.normalizer_lib.normalize(o)[None]),
-            "lengths": tf.constant([len(o)], tf.int32),
-            "chars": tf.constant([tiny_config.alphabet_lib.encode(text)], tf.int32),
-            "char_lengths": tf.constant([len(text)], tf.int32),
-        })
-        np.testing.assert_allclose(points.sum(), float(alone["line_nll"][0]), rtol=1e-5)
+        np.testing.assert_allclose(points.sum(), line_nll_alone(model, tiny_config, o, text), rtol=1e-5)
 
 
 def test_bands_split_lines_by_the_training_length_and_points_by_position():
