@@ -19,8 +19,10 @@ with the little any smooth density loses to the noise: at most what the
 lattice gives this model's figure. It prints one
 JSON object a row, for the whole split and by kind of step (pen lifts,
 dx and dy both 0, dx alone, dy alone, neither): the points a line, and
-the NLL a point and a line, as recorded and dequantised. Statistics only,
-nothing of the data.
+the NLL a point and a line, as recorded and dequantised; then what one
+spike at the origin, fixed, would add to the recorded score (`spike_gain`):
+a floor on how far the figure can be moved by the lattice, with no better
+handwriting. Statistics only, nothing of the data.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from absl import app, flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+
+from hwtf.distributions import SIGMA_MIN  # noqa: E402 (the narrowest component the output allows)
 
 FLAGS = flags.FLAGS
 
@@ -61,11 +65,11 @@ def step_kinds(targets: np.ndarray) -> dict:
     return dict(zip(KINDS, (up, ~up & dx0 & dy0, ~up & dx0 & ~dy0, ~up & ~dx0 & dy0, ~up & ~dx0 & ~dy0)))
 
 
-def point_nll(model, config, offsets: list, texts: list, noise: float, rng) -> list:
+def point_nll(model, config, offsets: list, texts: list, noise: float, rng) -> tuple[list, list]:
     """Each line's NLL a point (all but its first) under teacher forcing,
     the targets' x and y moved by `noise` times `U(-1/2, 1/2)` raw units
     (none at `noise=0`: `hwtf.model.nll`'s own scores), the inputs as
-    recorded."""
+    recorded; and the pen-lift part of each point's NLL."""
     from hwtf.evaluate import pad_lines, text_batch
     from hwtf.model import nll
 
@@ -74,8 +78,10 @@ def point_nll(model, config, offsets: list, texts: list, noise: float, rng) -> l
     moved = strokes.copy()
     moved[:, :, :2] += noise * rng.uniform(-0.5, 0.5, moved[:, :, :2].shape).astype(np.float32)
     targets = text_batch(config, moved, lengths, texts)["offsets"][:, 1:]
-    per_point = nll(model, batch, targets=targets)["point_nll"].numpy()
-    return [per_point[row, : len(o) - 1] for row, o in enumerate(offsets)]
+    out = nll(model, batch, targets=targets)
+    per_point, pen = out["point_nll"].numpy(), out["point_pen_nll"].numpy()
+    return ([per_point[row, : len(o) - 1] for row, o in enumerate(offsets)],
+            [pen[row, : len(o) - 1] for row, o in enumerate(offsets)])
 
 
 def kind_rows(offsets: list, recorded: list, dequantised: list) -> list[dict]:
@@ -97,6 +103,30 @@ def kind_rows(offsets: list, recorded: list, dequantised: list) -> list[dict]:
     return rows
 
 
+def spike_gain(offsets: list, recorded: list, pen: list, sigma: float = SIGMA_MIN) -> dict:
+    """What one fixed spike at the origin would add to the model's score: its
+    offset density mixed, with weight `w`, with a bivariate normal of
+    standard deviation `sigma` (normalised units, on both axes) at offset
+    (0, 0), the same at every step whatever the context. The steps of dx and
+    dy both 0 gain (their recorded density is about `w / (2 pi sigma^2)`
+    at least), every other step loses `log(1 - w)`. Returns the `w` that
+    gains most (on a grid) and what it gains a line: a floor on what a
+    network that learnt the lattice could take from it, since a network
+    would weigh the spike by context."""
+    lines = len(offsets)
+    targets = np.concatenate([o[1:] for o in offsets])
+    at_origin = (targets[:, 0] == 0) & (targets[:, 1] == 0)
+    offset_nll = (np.concatenate(recorded) - np.concatenate(pen))[at_origin].astype(np.float64)
+    log_spike = -np.log(2 * np.pi * sigma**2)
+    best = {"weight": 0.0, "nats_per_line": 0.0}
+    for w in np.geomspace(1e-4, 0.5, 400):
+        with_spike = np.logaddexp(np.log1p(-w) - offset_nll, np.log(w) + log_spike)  # minus the new offset NLL
+        gain = float(np.sum(with_spike + offset_nll) + (len(targets) - at_origin.sum()) * np.log1p(-w)) / lines
+        if gain > best["nats_per_line"]:
+            best = {"weight": round(float(w), 5), "nats_per_line": round(gain, 2)}
+    return {"spike_sigma": sigma, "steps_at_origin_per_line": round(float(at_origin.sum()) / lines, 2), **best}
+
+
 def main(argv):
     del argv
     from hwtf.data import dataset as dataset_lib
@@ -112,14 +142,16 @@ def main(argv):
     chosen = sorted(chosen, key=lambda i: len(data.offsets[i]))  # similar lengths together
     config, model, checkpoint = checkpoint_model(FLAGS.model)
     offsets = [data.offsets[i] for i in chosen]
-    recorded, dequantised = [], []
+    recorded, pen, dequantised = [], [], []
     for start in range(0, len(chosen), FLAGS.batch_size):
         part, texts = offsets[start : start + FLAGS.batch_size], [data.texts[i] for i in chosen[start : start + FLAGS.batch_size]]
-        recorded += point_nll(model, config, part, texts, 0.0, rng)
-        dequantised += point_nll(model, config, part, texts, FLAGS.noise, rng)
+        scores, pens = point_nll(model, config, part, texts, 0.0, rng)
+        recorded, pen = recorded + scores, pen + pens
+        dequantised += point_nll(model, config, part, texts, FLAGS.noise, rng)[0]
     print(json.dumps({"checkpoint": checkpoint, "split": FLAGS.split, "lines": len(chosen), "noise": FLAGS.noise}))
     for row in kind_rows(offsets, recorded, dequantised):
         print(json.dumps(row))
+    print(json.dumps({"one_spike_at_the_origin": spike_gain(offsets, recorded, pen)}))
 
 
 if __name__ == "__main__":

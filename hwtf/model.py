@@ -215,7 +215,8 @@ def nll(model: HandwritingModel, batch: dict, teacher_forcing=1.0, seed=None, ta
       mean over lines of the summed NLL, Graves's unit), and the sums
       `nll_sum`, `offset_sum`, `pen_sum`, `points`, `lines` (for adding up
       over batches and replicas); per line `line_nll [B]`, `line_points [B]`;
-      and per point `point_nll [B, T-1]` (zero past each line's end).
+      and per point `point_nll [B, T-1]` and its pen-lift part `point_pen_nll`
+      (zero past each line's end).
     """
     offsets = tf.cast(batch["offsets"], tf.float32)
     inputs = offsets[:, :-1]
@@ -255,6 +256,7 @@ def nll(model: HandwritingModel, batch: dict, teacher_forcing=1.0, seed=None, ta
         "line_nll": line_nll,
         "line_points": line_points,
         "point_nll": point_nll,
+        "point_pen_nll": -pen_lp * mask,
     }
 
 
