@@ -65,20 +65,30 @@ def step_kinds(targets: np.ndarray) -> dict:
     return dict(zip(KINDS, (up, ~up & dx0 & dy0, ~up & dx0 & ~dy0, ~up & ~dx0 & dy0, ~up & ~dx0 & ~dy0)))
 
 
-def point_nll(model, config, offsets: list, texts: list, noise: float, rng) -> tuple[list, list]:
+def scorer(model):
+    """`hwtf.model.nll` of `model` for a batch and the targets to score,
+    compiled (eager, a 3x640 network takes minutes a batch of long lines)."""
+    import tensorflow as tf
+
+    from hwtf.model import nll
+
+    return tf.function(lambda batch, targets: nll(model, batch, targets=targets), reduce_retracing=True)
+
+
+def point_nll(score, config, offsets: list, texts: list, noise: float, rng) -> tuple[list, list]:
     """Each line's NLL a point (all but its first) under teacher forcing,
     the targets' x and y moved by `noise` times `U(-1/2, 1/2)` raw units
     (none at `noise=0`: `hwtf.model.nll`'s own scores), the inputs as
-    recorded; and the pen-lift part of each point's NLL."""
+    recorded; and the pen-lift part of each point's NLL. `score` is
+    `scorer(model)`'s."""
     from hwtf.evaluate import pad_lines, text_batch
-    from hwtf.model import nll
 
     strokes, lengths = pad_lines(offsets)
     batch = text_batch(config, strokes, lengths, texts)
     moved = strokes.copy()
     moved[:, :, :2] += noise * rng.uniform(-0.5, 0.5, moved[:, :, :2].shape).astype(np.float32)
     targets = text_batch(config, moved, lengths, texts)["offsets"][:, 1:]
-    out = nll(model, batch, targets=targets)
+    out = score(batch, targets)
     per_point, pen = out["point_nll"].numpy(), out["point_pen_nll"].numpy()
     return ([per_point[row, : len(o) - 1] for row, o in enumerate(offsets)],
             [pen[row, : len(o) - 1] for row, o in enumerate(offsets)])
@@ -141,13 +151,13 @@ def main(argv):
         chosen = rng.choice(len(data), min(FLAGS.lines, len(data)), replace=False)
     chosen = sorted(chosen, key=lambda i: len(data.offsets[i]))  # similar lengths together
     config, model, checkpoint = checkpoint_model(FLAGS.model)
-    offsets = [data.offsets[i] for i in chosen]
+    offsets, score = [data.offsets[i] for i in chosen], scorer(model)
     recorded, pen, dequantised = [], [], []
     for start in range(0, len(chosen), FLAGS.batch_size):
         part, texts = offsets[start : start + FLAGS.batch_size], [data.texts[i] for i in chosen[start : start + FLAGS.batch_size]]
-        scores, pens = point_nll(model, config, part, texts, 0.0, rng)
+        scores, pens = point_nll(score, config, part, texts, 0.0, rng)
         recorded, pen = recorded + scores, pen + pens
-        dequantised += point_nll(model, config, part, texts, FLAGS.noise, rng)[0]
+        dequantised += point_nll(score, config, part, texts, FLAGS.noise, rng)[0]
     print(json.dumps({"checkpoint": checkpoint, "split": FLAGS.split, "lines": len(chosen), "noise": FLAGS.noise}))
     for row in kind_rows(offsets, recorded, dequantised):
         print(json.dumps(row))

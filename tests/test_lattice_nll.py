@@ -27,12 +27,12 @@ def test_recorded_scores_are_the_models_and_noise_moves_only_the_targets(tiny_co
     model = tiny_config.build_model()
     rng = np.random.default_rng(0)
     offsets, texts = _lines(rng, (30, 47, 12)), ["hello", "a longer text", "ab"]
-    recorded, pen = lattice_nll.point_nll(model, tiny_config, offsets, texts, 0.0, rng)
+    recorded, pen = lattice_nll.point_nll(lattice_nll.scorer(model), tiny_config, offsets, texts, 0.0, rng)
     assert all(np.all(p >= 0) for p in pen)
     assert [len(p) for p in recorded] == [29, 46, 11]
     for o, text, points in zip(offsets, texts, recorded):
         np.testing.assert_allclose(points.sum(), line_nll_alone(model, tiny_config, o, text), rtol=1e-5)
-    moved, moved_pen = lattice_nll.point_nll(model, tiny_config, offsets, texts, 1.0, rng)
+    moved, moved_pen = lattice_nll.point_nll(lattice_nll.scorer(model), tiny_config, offsets, texts, 1.0, rng)
     for a, b in zip(pen, moved_pen):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(recorded, moved):
