@@ -87,7 +87,7 @@ def point_nll(score, config, offsets: list, texts: list, noise: float, rng) -> t
     batch = text_batch(config, strokes, lengths, texts)
     moved = strokes.copy()
     moved[:, :, :2] += noise * rng.uniform(-0.5, 0.5, moved[:, :, :2].shape).astype(np.float32)
-    targets = text_batch(config, moved, lengths, texts)["offsets"][:, 1:]
+    targets = np.stack([config.normalizer_lib.normalize(s) for s in moved[:, 1:]])
     out = score(batch, targets)
     per_point, pen = out["point_nll"].numpy(), out["point_pen_nll"].numpy()
     return ([per_point[row, : len(o) - 1] for row, o in enumerate(offsets)],
@@ -156,7 +156,8 @@ def main(argv):
     for start in range(0, len(chosen), FLAGS.batch_size):
         part, texts = offsets[start : start + FLAGS.batch_size], [data.texts[i] for i in chosen[start : start + FLAGS.batch_size]]
         scores, pens = point_nll(score, config, part, texts, 0.0, rng)
-        recorded, pen = recorded + scores, pen + pens
+        recorded += scores
+        pen += pens
         dequantised += point_nll(score, config, part, texts, FLAGS.noise, rng)[0]
     print(json.dumps({"checkpoint": checkpoint, "split": FLAGS.split, "lines": len(chosen), "noise": FLAGS.noise}))
     for row in kind_rows(offsets, recorded, dequantised):
