@@ -767,6 +767,17 @@ class Loop:
         self.sampler = tf.function(lambda *args: sample_loop(trainer.eval_model, 1, *args, first_input=start))
 
     def run(self) -> None:
+        # SIGINT (Ctrl-C, kill -INT) and SIGTERM (kill, the end of a session or
+        # job) save and stop, even where the run was started with SIGINT
+        # ignored (a background job of a script). The handler only asks, and
+        # the loop stops after the step under way: a KeyboardInterrupt raised
+        # inside TensorFlow (which traces a Graves-size step for minutes)
+        # reached Python as some other error, and the steps since the last
+        # checkpoint were lost. A second signal stops at once, as Python's
+        # default would.
+        self.stop_signal = None
+        previous = {signum: signal.signal(signum, self._request_stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+
         logging.info(
             "training %s: %d parameters, steps %d..%d, %d replica(s)", self.config.model,
             self.trainer.model.count_params(), self.start, FLAGS.steps, self.strategy.num_replicas_in_sync,
@@ -775,22 +786,36 @@ class Loop:
             with self.writer.as_default():
                 self.summaries.text(self.summaries.NOTES + "host", self.host, self.start)
         self.last_time, self.last_step, run_start = time.time(), self.start, time.time()
-        # SIGINT (Ctrl-C, kill -INT) saves and stops, even where the run was
-        # started with SIGINT ignored (a background job of a script).
-        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             self._steps()
-        except KeyboardInterrupt:
-            step, now = int(self.trainer.step.numpy()), time.time()
-            self.manager.save(checkpoint_number=step)
-            if step > self.last_step:  # the rate of the steps since the last log, so that
-                # the hours to a later step (summaries.training_hours) count these at it
-                with self.writer.as_default():
-                    self.summaries.scalar("steps_per_sec", (step - self.last_step) / (now - self.last_time), step)
-            self.writer.flush()
-            logging.warning("interrupted at step %d: checkpoint saved; run the same command to resume", step)
-            raise SystemExit(130)
+        except KeyboardInterrupt:  # a second SIGINT, where it lands between steps
+            self.stop_signal = signal.SIGINT
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        if self.stop_signal is not None:
+            self._save_and_stop()
         logging.info("trained to step %d in %.1f s", int(self.trainer.step.numpy()), time.time() - run_start)
+
+    def _request_stop(self, signum, frame) -> None:
+        self.stop_signal = signum
+        logging.warning("%s: saving and stopping after the step under way (a second one stops at once)",
+                        signal.Signals(signum).name)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def _save_and_stop(self) -> None:
+        """Saves the step reached and exits as a shell reports the signal
+        (130 for SIGINT, 143 for SIGTERM)."""
+        step, now = int(self.trainer.step.numpy()), time.time()
+        self.manager.save(checkpoint_number=step)
+        if step > self.last_step:  # the rate of the steps since the last log, so that
+            # the hours to a later step (summaries.training_hours) count these at it
+            with self.writer.as_default():
+                self.summaries.scalar("steps_per_sec", (step - self.last_step) / (now - self.last_time), step)
+        self.writer.flush()
+        logging.warning("interrupted at step %d: checkpoint saved; run the same command to resume", step)
+        raise SystemExit(128 + int(self.stop_signal))
 
     def _steps(self) -> None:
         step, skipped_in_a_row = self.start, 0
@@ -808,6 +833,8 @@ class Loop:
                     f"the flags, the data or config.json's normalisation are broken; nothing was saved or exported "
                     f"from these steps (the last checkpoint is {self.manager.latest_checkpoint})"
                 )
+            if self.stop_signal is not None:  # saved at once, without the step's validation or picture
+                break
             last = step == FLAGS.steps
             if not last and time.time() >= deadline:
                 logging.info("--time_limit=%g minutes reached at step %d: it is the last", FLAGS.time_limit, step)

@@ -536,6 +536,33 @@ def test_ctrl_c_saves_a_checkpoint_and_a_damaged_one_falls_back(tmp_path):
     assert resumed and int(resumed.group(1)) < int(saved.group(1))
 
 
+def test_sigterm_while_the_first_step_traces_saves_it(tmp_path):
+    """SIGTERM (kill, the end of a session) saves and stops as Ctrl-C does,
+    even sent while TensorFlow traces the first step: the handler only asks,
+    and the loop stops after the step under way (a KeyboardInterrupt raised
+    inside the trace used to surface as another error and save nothing)."""
+    train_dir = str(tmp_path / "run")
+    proc = subprocess.Popen(_train_command(train_dir, "--export_dir=", "--image_every=0"),
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        log = []
+        for line in proc.stderr:  # the last line before the loop's first step
+            log.append(line)
+            if "training synthesis:" in line:
+                break
+        assert proc.poll() is None, "".join(log)[-2000:]
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "SIGTERM: saving and stopping after the step under way" in err
+    saved = re.search(r"interrupted at step (\d+): checkpoint saved", err)
+    assert saved and int(saved.group(1)) >= 1
+    assert tf.train.latest_checkpoint(train_dir).endswith(f"ckpt-{saved.group(1)}")
+
+
 def test_a_broken_run_stops_and_exports_nothing(tmp_path):
     """A config.json whose normalisation divides by zero: every update is
     skipped; the run stops after MAX_SKIPPED_IN_A_ROW with one line and
