@@ -87,7 +87,7 @@ def point_nll(score, config, offsets: list, texts: list, noise: float, rng) -> t
     batch = text_batch(config, strokes, lengths, texts)
     moved = strokes.copy()
     moved[:, :, :2] += noise * rng.uniform(-0.5, 0.5, moved[:, :, :2].shape).astype(np.float32)
-    targets = np.stack([config.normalizer_lib.normalize(s) for s in moved[:, 1:]])
+    targets = config.normalizer_lib.normalize(moved[:, 1:])  # [batch, time - 1, 3]
     out = score(batch, targets)
     per_point, pen = out["point_nll"].numpy(), out["point_pen_nll"].numpy()
     return ([per_point[row, : len(o) - 1] for row, o in enumerate(offsets)],

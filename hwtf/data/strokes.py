@@ -121,7 +121,7 @@ class Normalizer:
 
     def normalize(self, offsets: np.ndarray) -> np.ndarray:
         out = np.array(offsets, np.float32, copy=True)
-        out[:, :2] = (out[:, :2] - np.float32(self.mean)) / np.float32(self.std)
+        out[..., :2] = (out[..., :2] - np.float32(self.mean)) / np.float32(self.std)
         return out
 
     def denormalize(self, offsets: np.ndarray) -> np.ndarray:
