@@ -30,6 +30,10 @@ for arg in "${@:2}"; do  # RUN and WORK as given, from where the command was run
 done
 set -- "${1:-}" "${args[@]}"
 cd "$(dirname "$0")/.."
+# Refusals exit 2 with their reason; any other failure is a step's, whose
+# messages went to WORK's logs.
+trap 'rc=$?; [ $rc -eq 0 ] || [ $rc -eq 2 ] ||
+  echo "docs/ship.sh: a step failed (exit $rc); see WORK/stderr.log and WORK/export.log" >&2' EXIT
 DATA=${DATA:-../shared/data/iamondb.tar.xz}
 PY=${PYTHON:-python}
 SHIPPED_MODEL=saved_models/iamondb-synthesis
@@ -47,10 +51,10 @@ measure_model() {  # MODEL NAME: legibility and capitals at seeds 0 and 1 into W
   local seed
   for seed in ${SEEDS:-0 1}; do
     "$PY" -m hwtf.evaluate --legibility --model="$1" --dataset=iamondb --data_dir="$DATA" \
-      --legibility_lines=64 --biases=0,0.5,0.75,1 --candidates=1,4 --seed="$seed" 2>/dev/null \
+      --legibility_lines=64 --biases=0,0.5,0.75,1 --candidates=1,4 --seed="$seed" 2>>"$WORK/stderr.log" \
       | tee "$WORK/$2_legibility_seed$seed.log"
     "$PY" docs/capitals_legibility.py --models="$1" --data_dir="$DATA" --bias=0.75 --candidates=1,4 \
-      --seed="$seed" 2>/dev/null | tee "$WORK/$2_capitals_seed$seed.log"
+      --seed="$seed" 2>>"$WORK/stderr.log" | tee "$WORK/$2_capitals_seed$seed.log"
   done
 }
 
@@ -73,7 +77,7 @@ measure)
   [ "${SHIPPED:-1}" = 0 ] || models+=("$SHIPPED_MODEL" shipped)
   for ((i = 0; i < ${#models[@]}; i += 2)); do
     "$PY" -m hwtf.evaluate --model="${models[i]}" --dataset=iamondb --data_dir="$DATA" --split=testset_v \
-      --json 2>/dev/null | tee "$WORK/${models[i + 1]}_nll.json"
+      --json 2>>"$WORK/stderr.log" | tee "$WORK/${models[i + 1]}_nll.json"
   done
   for ((i = 0; i < ${#models[@]}; i += 2)); do
     measure_model "${models[i]}" "${models[i + 1]}"
@@ -88,8 +92,8 @@ install)
   cp -r "$WORK/export/." "$SHIPPED_MODEL/"
   bash docs/make_iamondb_pages.sh
   "$PY" docs/make_hello_seeds.py
-  "$PY" docs/primed_best_of_n.py 2>/dev/null | tee "$WORK/primed_styles.log"
-  "$PY" docs/primed_best_of_n.py --hands=12 2>/dev/null | tee "$WORK/primed_hands.log"
+  "$PY" docs/primed_best_of_n.py 2>>"$WORK/stderr.log" | tee "$WORK/primed_styles.log"
+  "$PY" docs/primed_best_of_n.py --hands=12 2>>"$WORK/stderr.log" | tee "$WORK/primed_hands.log"
   HWTF_SCREENSHOTS=docs HWTF_SERVE_MODEL="$SHIPPED_MODEL" "$PY" -m pytest -q -rs tests/test_serve_browser.py
   echo "installed: update $SHIPPED_MODEL/README.md and the README's shipped-model figures, then commit"
   ;;
