@@ -30,7 +30,7 @@ sys.path.insert(0, REPO)
 FLAGS = flags.FLAGS
 flags.DEFINE_string("train_dir", "checkpoints/iamondb", "Training directory (its tensorboard/ events).")
 flags.DEFINE_string("label", "3x400, 3x512 from step 10,964, 3x640 from 27,019, averaged from 25,115 "
-                    "(flags/iamondb.cfg; 25,798 shipped), all of testset_v", "The run's legend.")
+                    "(flags/iamondb.cfg; 31,463 shipped), all of testset_v", "The run's legend.")
 flags.DEFINE_string("compare_dir", "checkpoints/iamondb-2x256", "Another run's training directory, drawn beside "
                     "it ('' = none).")
 flags.DEFINE_string("compare_label", "2x256 (shipped until 2026-12-05), trainset+testset_t, "
